@@ -1,0 +1,1 @@
+"""DICOM reading for ingestion: header fields, SOP classes, integrity checks."""

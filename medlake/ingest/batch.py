@@ -1,0 +1,471 @@
+"""Ingest one export batch: every file read once, hashed, classified, catalogued or quarantined.
+
+The invariant the tests hold us to: for every batch, files landed = catalogued + quarantined +
+duplicate. Writes replace the batch's slice of each table, so running a batch twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from medlake.dicom.header import DicomProblem, Header, parse_header, parse_header_from_file
+from medlake.ingest.detect import WSI_SUFFIXES, KindProblem, annotation_kind, image_kind
+from medlake.ingest.manifest import parse_cases_csv
+from medlake.ingest.rows import RowBuffer
+from medlake.lake.delta import DeltaStore, where
+from medlake.lake.tables import BATCHES, LANDED_FILES, QUARANTINE, SOURCE_CASES, SOURCE_INSTANCES
+from medlake.landing.zone import CASES_MANIFEST, CONTENT_DIRS, READY_MARKER, BatchRef, LandedFile, LandingZone
+from medlake.program.registry import Registry
+
+# Files up to this size are read into memory once (hash and parse share the buffer); larger ones
+# are hashed in chunks and only their header is parsed, so memory stays bounded for 2 GiB objects.
+WHOLE_READ_LIMIT = 256 * 1024 * 1024
+_CHUNK = 8 * 1024 * 1024
+_HEAD = 64 * 1024
+
+Progress = Callable[[int, int], None]
+Log = Callable[[str], None]
+
+
+@dataclass
+class BatchResult:
+    """What ingesting one batch did; every figure is free of identifiers (safe for logs and metadata)."""
+
+    team: str
+    dataset: str
+    batch: str
+    outcome: str  # ingested | refused | unchanged
+    reason_code: str | None = None
+    files_landed: int = 0
+    files_catalogued: int = 0
+    files_quarantined: int = 0
+    files_duplicate: int = 0
+    dicom_objects: int = 0
+    cases: int = 0
+    case_rows_rejected: int = 0
+    bytes: int = 0
+    duration_s: float = 0.0
+    quarantine_by_reason: dict[str, int] = field(default_factory=dict)
+    kinds: dict[str, int] = field(default_factory=dict)
+    table_versions: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _File:
+    path: str
+    size: int
+    sha256: str | None = None
+    kind: str = "unknown"
+    status: str = "catalogued"
+
+
+class _Quarantine:
+    def __init__(self, ref: BatchRef, now: dt.datetime):
+        self.ref, self.now, self.rows = ref, now, []
+
+    def add(self, path: str, scope: str, code: str, message: str, line: int = 0) -> None:
+        self.rows.append({
+            "team": self.ref.team, "dataset": self.ref.dataset, "batch": self.ref.batch,
+            "path": path, "scope": scope, "line": line, "reason_code": code, "message": message,
+            "detected_at": self.now,
+        })
+
+
+class _Instances:
+    """Catalogued DICOM rows plus what deduplication needs: which file and which UID each row is."""
+
+    def __init__(self) -> None:
+        self.rows = RowBuffer(SOURCE_INSTANCES.schema)
+        self.file_index: list[int] = []
+        self.sha: list[str] = []
+        self.by_uid: dict[str, list[int]] = {}
+
+    def add(self, file_index: int, row: dict) -> None:
+        i = self.rows.append(row)
+        self.file_index.append(file_index)
+        self.sha.append(row["sha256"])
+        self.by_uid.setdefault(row["sop_instance_uid"], []).append(i)
+
+
+def ingest_batch(
+    landing: LandingZone,
+    store: DeltaStore,
+    registry: Registry,
+    ref: BatchRef,
+    progress: Progress | None = None,
+    log: Log | None = None,
+) -> BatchResult:
+    """Catalogue one batch into the restricted zone; never raises for bad content, only for I/O on the lake."""
+    started = time.perf_counter()
+    now = dt.datetime.now(dt.timezone.utc)
+    say = log or (lambda _m: None)
+    listing = landing.files(ref)
+    fingerprint = landing.listing_fingerprint(ref, listing)
+    previous = _previous_deliveries(store, ref)
+    if any(p["listing_fingerprint"] == fingerprint for p in previous):
+        say(f"batch {ref.key}: unchanged since it was ingested; nothing to do")
+        return BatchResult(ref.team, ref.dataset, ref.batch, "unchanged", files_landed=len(listing))
+
+    quarantine = _Quarantine(ref, now)
+    refusal = _batch_refusal(registry, ref, listing)
+    base = landing.batch_dir(ref)
+    files: list[_File] = []
+    instances = _Instances()
+    manifest_bytes: bytes | None = None
+    for n, lf in enumerate(listing):
+        f = _File(lf.path, lf.size)
+        files.append(f)
+        try:
+            data, f.sha256, head = _read(base / lf.path, lf.size)
+        except OSError as e:
+            f.status = "quarantined"
+            quarantine.add(lf.path, "file", "unreadable",
+                           f"the file cannot be read ({type(e).__name__}, errno {getattr(e, 'errno', '?')}); "
+                           "check its permissions")
+        else:
+            if refusal is not None:
+                f.status = "quarantined"
+            elif lf.path == READY_MARKER:
+                f.kind = "ready_marker"
+            elif lf.path == CASES_MANIFEST:
+                f.kind = "cases_manifest"
+                manifest_bytes = data if data is not None else (base / lf.path).read_bytes()
+            else:
+                _classify(f, n, base / lf.path, data, head, quarantine, instances, ref)
+        if progress is not None:
+            progress(n + 1, len(listing))
+
+    if refusal is not None:
+        code, message = refusal
+        quarantine.add("", "batch", code, message)
+        for f in files:
+            if f.sha256 is not None:  # unreadable files already carry their own reason
+                quarantine.add(f.path, "file", "batch_refused", f"the whole batch was refused ({code})")
+        result = _result(ref, "refused", files, quarantine, reason=code)
+        _write_batch(store, ref, result, files, quarantine, None, None, now,
+                     _content_digest(files), fingerprint, message, started)
+        say(f"batch {ref.key}: refused ({code}): {message}")
+        return result
+
+    digest = _content_digest(files)
+    ingested_before = [p for p in previous if p["status"] == "ingested"]
+    if ingested_before and all(p["content_digest"] != digest for p in ingested_before):
+        # The catalogue keeps the first delivery; this one is only recorded as refused.
+        message = ("a batch of this name was already ingested with different content; "
+                   "send corrections as a new batch")
+        quarantine.add("", "batch", "batch_changed", message)
+        result = _result(ref, "refused", files, quarantine, reason="batch_changed")
+        result.files_catalogued = result.files_duplicate = 0
+        result.files_quarantined = len(files)
+        versions = result.table_versions
+        versions["quarantine"] = store.upsert("restricted", "quarantine", QUARANTINE.from_rows(quarantine.rows),
+                                              QUARANTINE.keys, QUARANTINE.partition_by)
+        result.duration_s = time.perf_counter() - started
+        versions["batches"] = _write_summary(store, ref, result, digest, fingerprint, now, message)
+        say(f"batch {ref.key}: refused (batch_changed): {message}")
+        return result
+
+    drop = _resolve_duplicates(store, ref, instances, files, quarantine)
+    instance_table = instances.rows.to_table(drop)
+    cases_rows, rejected = _cases(manifest_bytes, ref, instance_table, store, quarantine, files)
+    result = _result(ref, "ingested", files, quarantine)
+    result.dicom_objects = instance_table.num_rows
+    result.cases, result.case_rows_rejected = len(cases_rows), rejected
+    _write_batch(store, ref, result, files, quarantine, instance_table, cases_rows, now, digest, fingerprint, None,
+                 started)
+    say(f"batch {ref.key}: {result.files_catalogued} catalogued, {result.files_quarantined} quarantined, "
+        f"{result.files_duplicate} duplicate of {result.files_landed} files; {result.cases} cases, "
+        f"{result.case_rows_rejected} case rows refused")
+    return result
+
+
+def _write_batch(store: DeltaStore, ref: BatchRef, result: BatchResult, files: list[_File],
+                 quarantine: _Quarantine, instance_table: pa.Table | None, cases_rows: list[dict] | None,
+                 now: dt.datetime, digest: str, fingerprint: str, message: str | None, started: float) -> None:
+    """Replace this batch's slice of every table; the summary row goes last, as the commit mark."""
+    batch_slice = where(team=ref.team, dataset=ref.dataset, batch=ref.batch)
+    v = result.table_versions
+    if instance_table is not None:
+        v["source_instances"] = store.replace_where(
+            "restricted", "source_instances", instance_table, batch_slice, SOURCE_INSTANCES.partition_by)
+    if cases_rows is not None:
+        v["source_cases"] = store.replace_where(
+            "restricted", "source_cases",
+            SOURCE_CASES.from_rows([{"team": ref.team, "dataset": ref.dataset, "batch": ref.batch, **r}
+                                    for r in cases_rows]),
+            batch_slice, SOURCE_CASES.partition_by)
+    v["quarantine"] = store.replace_where(
+        "restricted", "quarantine", QUARANTINE.from_rows(quarantine.rows), batch_slice, QUARANTINE.partition_by)
+    v["landed_files"] = store.replace_where(
+        "restricted", "landed_files", _landed_table(ref, files, now), batch_slice, LANDED_FILES.partition_by)
+    result.duration_s = time.perf_counter() - started
+    v["batches"] = _write_summary(store, ref, result, digest, fingerprint, now, message)
+
+
+def _result(ref: BatchRef, outcome: str, files: list[_File], quarantine: _Quarantine,
+            reason: str | None = None) -> BatchResult:
+    status = Counter(f.status for f in files)
+    return BatchResult(
+        ref.team, ref.dataset, ref.batch, outcome, reason_code=reason,
+        files_landed=len(files),
+        files_catalogued=status["catalogued"],
+        files_quarantined=status["quarantined"],
+        files_duplicate=status["duplicate"],
+        bytes=sum(f.size for f in files),
+        quarantine_by_reason=dict(Counter(r["reason_code"] for r in quarantine.rows)),
+        kinds=dict(Counter(f.kind for f in files if f.status == "catalogued")),
+    )
+
+
+def _read(path: Path, size: int) -> tuple[bytes | None, str, bytes]:
+    """(whole content, or None when too large to hold; sha256 hex; first bytes)."""
+    with open(path, "rb") as fh:
+        if size <= WHOLE_READ_LIMIT:
+            data = fh.read()
+            return data, hashlib.sha256(data).hexdigest(), data[:_HEAD]
+        h = hashlib.sha256()
+        head = b""
+        while chunk := fh.read(_CHUNK):
+            head = head or chunk[:_HEAD]
+            h.update(chunk)
+        return None, h.hexdigest(), head
+
+
+def _batch_refusal(registry: Registry, ref: BatchRef, listing: list[LandedFile]) -> tuple[str, str] | None:
+    if ref.team not in registry.teams_by_id:
+        return "unknown_team", "the team folder is not a team of the programme registry"
+    if ref.dataset not in registry.datasets_by_id:
+        return "unknown_dataset", "the dataset folder is not a dataset of the programme registry"
+    if not registry.owns(ref.team, ref.dataset):
+        return "dataset_of_other_team", "the programme registry assigns this dataset to another team"
+
+    def allowed(path: str) -> bool:
+        top, _, rest = path.partition("/")
+        return path in (READY_MARKER, CASES_MANIFEST) or (top in CONTENT_DIRS and bool(rest))
+
+    stray = sum(1 for f in listing if not allowed(f.path))
+    if stray:
+        return "files_outside_content_dirs", (
+            f"{stray} file(s) lie outside images/ and annotations/; only _READY and cases.csv may stand "
+            "at the batch root")
+    return None
+
+
+def _classify(f: _File, file_index: int, path: Path, data: bytes | None, head: bytes,
+              quarantine: _Quarantine, instances: _Instances, ref: BatchRef) -> None:
+    folder = f.path.split("/", 1)[0]
+    name = f.path.rsplit("/", 1)[-1]
+    try:
+        is_dicom = head[128:132] == b"DICM"
+        if is_dicom or (folder == "images" and not name.lower().endswith(WSI_SUFFIXES)):
+            header = _parse_dicom(path, data, f.size)
+            f.kind = header.kind
+            row = {k: getattr(header, k) for k in SOURCE_INSTANCES.column_names if hasattr(header, k)}
+            row.update(team=ref.team, dataset=ref.dataset, batch=ref.batch, path=f.path, sha256=f.sha256,
+                       size=f.size)
+            instances.add(file_index, row)
+        elif folder == "images":
+            f.kind = image_kind(name, head)
+        else:
+            f.kind = annotation_kind(name, head)
+    except (DicomProblem, KindProblem) as e:
+        f.status = "quarantined"
+        quarantine.add(f.path, "file", e.code, str(e))
+    except Exception as e:  # noqa: BLE001 - one bad file must never stop the batch
+        f.status = "quarantined"
+        quarantine.add(f.path, "file", "unreadable_dicom", f"the DICOM file could not be parsed ({type(e).__name__})")
+
+
+def _parse_dicom(path: Path, data: bytes | None, size: int) -> Header:
+    return parse_header(data) if data is not None else parse_header_from_file(path, size)
+
+
+def _resolve_duplicates(store: DeltaStore, ref: BatchRef, instances: _Instances, files: list[_File],
+                        quarantine: _Quarantine) -> set[int]:
+    """Deduplicate identical re-sends and quarantine conflicting ones; returns instance rows to drop.
+
+    Identical bytes under one SOP Instance UID are the same object sent twice: keep one, count the
+    rest. Different bytes under one UID cannot both be right, so no copy stays catalogued, including
+    one an earlier batch brought.
+    """
+    drop: set[int] = set()
+    earlier = _catalogued_elsewhere(store, ref, instances.by_uid.keys())
+    retract: list[dict] = []
+    for uid, idxs in instances.by_uid.items():
+        prior = earlier.get(uid)
+        shas = {instances.sha[i] for i in idxs} | ({prior["sha256"]} if prior else set())
+        if len(shas) == 1:
+            for i in idxs[1:] if prior is None else idxs:
+                drop.add(i)
+                files[instances.file_index[i]].status = "duplicate"
+            continue
+        where_else = f"batch {prior['batch']}" if prior is not None else "this batch"
+        for i in idxs:
+            drop.add(i)
+            f = files[instances.file_index[i]]
+            f.status = "quarantined"
+            quarantine.add(f.path, "file", "conflicting_sop_instance",
+                           f"another file with the same SOP Instance UID but different content is in {where_else}; "
+                           "no copy is catalogued until the hospital resends one")
+        if prior is not None:
+            retract.append(prior)
+    for prior in retract:
+        _retract(store, ref, prior, quarantine.now)
+    return drop
+
+
+def _catalogued_elsewhere(store: DeltaStore, ref: BatchRef, uids) -> dict[str, dict]:
+    """Objects of the same team and dataset that other batches catalogued, by SOP Instance UID."""
+    ds = store.dataset("restricted", "source_instances")
+    if ds is None:
+        return {}
+    flt = ((pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset)
+           & (pads.field("batch") != ref.batch)
+           & pads.field("sop_instance_uid").isin(pa.array(list(uids), type=pa.string())))
+    t = ds.to_table(columns=["sop_instance_uid", "sha256", "batch", "path"], filter=flt)
+    return {r["sop_instance_uid"]: r for r in t.to_pylist()}
+
+
+def _retract(store: DeltaStore, ref: BatchRef, prior: dict, now: dt.datetime) -> None:
+    """Take an earlier batch's object out of the catalogue after a conflicting re-send, recording why."""
+    old = BatchRef(ref.team, ref.dataset, prior["batch"])
+    key = dict(team=old.team, dataset=old.dataset, batch=old.batch)
+    store.delete("restricted", "source_instances", where(**key, sop_instance_uid=prior["sop_instance_uid"]))
+    landed = store.read("restricted", "landed_files", filter=(
+        (pads.field("team") == old.team) & (pads.field("dataset") == old.dataset)
+        & (pads.field("batch") == old.batch) & (pads.field("path") == prior["path"])))
+    if landed.num_rows:
+        landed = landed.set_column(landed.schema.get_field_index("status"), "status",
+                                   pa.array(["quarantined"] * landed.num_rows))
+        store.upsert("restricted", "landed_files", landed, LANDED_FILES.keys, LANDED_FILES.partition_by)
+    q = _Quarantine(old, now)
+    q.add(prior["path"], "file", "conflicting_sop_instance",
+          f"batch {ref.batch} later sent different content under the same SOP Instance UID; "
+          "no copy is catalogued until the hospital resends one")
+    store.upsert("restricted", "quarantine", QUARANTINE.from_rows(q.rows), QUARANTINE.keys, QUARANTINE.partition_by)
+    summary = store.read("restricted", "batches", filter=(
+        (pads.field("team") == old.team) & (pads.field("dataset") == old.dataset)
+        & (pads.field("batch") == old.batch) & (pads.field("status") == "ingested")))
+    if summary.num_rows:
+        rows = summary.to_pylist()
+        for r in rows:
+            r["files_catalogued"] -= 1
+            r["files_quarantined"] += 1
+            r["dicom_objects"] -= 1
+        store.upsert("restricted", "batches", BATCHES.from_rows(rows), BATCHES.keys)
+
+
+def _cases(manifest: bytes | None, ref: BatchRef, instances: pa.Table, store: DeltaStore,
+           quarantine: _Quarantine, files: list[_File]) -> tuple[list[dict], int]:
+    """Valid cases.csv rows whose studies and patient match the catalogued images."""
+    if manifest is None:
+        quarantine.add(CASES_MANIFEST, "batch", "cases_manifest_missing",
+                       "the batch has no cases.csv; its objects are catalogued but form no cases")
+        return [], 0
+    parsed = parse_cases_csv(manifest)
+    if parsed.file_problem:
+        code, message = parsed.file_problem
+        for f in files:
+            if f.path == CASES_MANIFEST:
+                f.status = "quarantined"
+        quarantine.add(CASES_MANIFEST, "file", code, message)
+        return [], 0
+    patients_of_study = _study_patients(instances, store, ref)
+    accepted: list[dict] = []
+    for issue in parsed.issues:
+        quarantine.add(CASES_MANIFEST, "row", issue.code, issue.message, issue.line)
+    rejected = len(parsed.issues)
+    for row in parsed.rows:
+        missing = [u for u in row["study_instance_uids"] if u not in patients_of_study]
+        if missing:
+            quarantine.add(CASES_MANIFEST, "row", "case_study_missing",
+                           f"{len(missing)} of the case's {len(row['study_instance_uids'])} studies has no "
+                           "catalogued image in this dataset", row["line"])
+            rejected += 1
+            continue
+        others = {p for u in row["study_instance_uids"] for p in patients_of_study[u]} - {row["patient_id"]}
+        if others:
+            quarantine.add(CASES_MANIFEST, "row", "case_patient_mismatch",
+                           "the case's patient_id differs from the PatientID of its images", row["line"])
+            rejected += 1
+            continue
+        accepted.append(row)
+    return accepted, rejected
+
+
+def _study_patients(instances: pa.Table, store: DeltaStore, ref: BatchRef) -> dict[str, set[str]]:
+    """Study UID -> PatientIDs carried by its images, in this batch and the dataset's earlier batches."""
+    tables = [instances.select(["study_instance_uid", "patient_id"])]
+    ds = store.dataset("restricted", "source_instances")
+    if ds is not None:
+        tables.append(ds.to_table(
+            columns=["study_instance_uid", "patient_id"],
+            filter=(pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset)
+            & (pads.field("batch") != ref.batch)))
+    pairs = pa.concat_tables(tables).group_by(["study_instance_uid", "patient_id"]).aggregate([])
+    out: dict[str, set[str]] = {}
+    for study, patient in zip(pairs.column(0).to_pylist(), pairs.column(1).to_pylist()):
+        out.setdefault(study, set()).add(patient)
+    return out
+
+
+def _content_digest(files: list[_File]) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.path}\0{f.sha256}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def _previous_deliveries(store: DeltaStore, ref: BatchRef) -> list[dict]:
+    ds = store.dataset("restricted", "batches")
+    if ds is None:
+        return []
+    t = ds.to_table(
+        columns=["content_digest", "listing_fingerprint", "status"],
+        filter=(pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset)
+        & (pads.field("batch") == ref.batch))
+    return t.to_pylist()
+
+
+def _landed_table(ref: BatchRef, files: list[_File], now: dt.datetime) -> pa.Table:
+    n = len(files)
+    return pa.table({
+        "team": pa.array([ref.team] * n, pa.string()),
+        "dataset": pa.array([ref.dataset] * n, pa.string()),
+        "batch": pa.array([ref.batch] * n, pa.string()),
+        "path": pa.array([f.path for f in files], pa.string()),
+        "size": pa.array([f.size for f in files], pa.int64()),
+        "sha256": pa.array([f.sha256 for f in files], pa.string()),
+        "kind": pa.array([f.kind for f in files], pa.string()),
+        "status": pa.array([f.status for f in files], pa.string()),
+        "ingested_at": pa.array([now] * n, LANDED_FILES.schema.field("ingested_at").type),
+    }, schema=LANDED_FILES.schema)
+
+
+def _write_summary(store: DeltaStore, ref: BatchRef, r: BatchResult, digest: str, fingerprint: str,
+                   now: dt.datetime, message: str | None) -> int:
+    row = {
+        "team": ref.team, "dataset": ref.dataset, "batch": ref.batch,
+        "content_digest": digest, "listing_fingerprint": fingerprint,
+        "status": r.outcome, "reason_code": r.reason_code, "message": message,
+        "files_landed": r.files_landed, "files_catalogued": r.files_catalogued,
+        "files_quarantined": r.files_quarantined, "files_duplicate": r.files_duplicate,
+        "dicom_objects": r.dicom_objects, "cases": r.cases, "case_rows_rejected": r.case_rows_rejected,
+        "bytes": r.bytes, "ingested_at": now, "duration_s": r.duration_s,
+    }
+    return store.upsert("restricted", "batches", BATCHES.from_rows([row]), BATCHES.keys)
+
+
+__all__ = ["BatchResult", "ingest_batch"]

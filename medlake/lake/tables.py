@@ -1,0 +1,174 @@
+"""Table definitions: zone, natural key, partitioning and documented columns.
+
+One place says what every table holds, so the writers, the README's schema section and the
+great-expectations suites cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    doc: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class TableDef:
+    zone: str
+    name: str
+    doc: str
+    keys: tuple[str, ...]
+    columns: tuple[Column, ...]
+    partition_by: tuple[str, ...] = ()
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in self.columns])
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def from_rows(self, rows: list[dict]) -> pa.Table:
+        return pa.Table.from_pylist(rows, schema=self.schema)
+
+
+def _c(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> Column:
+    return Column(name, type_, doc, nullable)
+
+
+_STR = pa.string()
+_BATCH_KEY = (
+    _c("team", _STR, "team id from the programme registry (or the folder name of a refused batch)", False),
+    _c("dataset", _STR, "dataset id from the programme registry (or the folder name of a refused batch)", False),
+    _c("batch", _STR, "export batch folder name, unique within the dataset", False),
+)
+_TS = pa.timestamp("us", tz="UTC")
+
+LANDED_FILES = TableDef(
+    zone="restricted",
+    name="landed_files",
+    doc="Every file of every ingested batch, with what became of it.",
+    keys=("team", "dataset", "batch", "path"),
+    partition_by=("team",),
+    columns=_BATCH_KEY + (
+        _c("path", _STR, "path relative to the batch folder (may contain identifiers: restricted)", False),
+        _c("size", pa.int64(), "bytes", False),
+        _c("sha256", _STR, "sha256 of the file's bytes, hex"),
+        _c("kind", _STR, "detected kind: dicom_image, dicom_waveform, rtstruct, seg, sr, presentation_state, "
+                         "kos, wsi, aim, mask_image, label_sheet, cases_manifest, ready_marker, unknown", False),
+        _c("status", _STR, "catalogued | quarantined | duplicate", False),
+        _c("ingested_at", _TS, "when the batch was ingested", False),
+    ),
+)
+
+SOURCE_INSTANCES = TableDef(
+    zone="restricted",
+    name="source_instances",
+    doc="One row per catalogued DICOM object, as the hospital sent it (identifiers included).",
+    keys=("team", "dataset", "sop_instance_uid"),
+    partition_by=("team",),
+    columns=_BATCH_KEY + (
+        _c("path", _STR, "path relative to the batch folder", False),
+        _c("sha256", _STR, "sha256 of the file, hex", False),
+        _c("size", pa.int64(), "bytes", False),
+        _c("kind", _STR, "dicom_image, dicom_waveform, rtstruct, seg, sr, presentation_state or kos", False),
+        _c("patient_id", _STR, "PatientID (0010,0020)", False),
+        _c("patient_name", _STR, "PatientName (0010,0010)"),
+        _c("patient_birth_date", _STR, "PatientBirthDate (0010,0030), as sent"),
+        _c("patient_sex", _STR, "PatientSex (0010,0040)"),
+        _c("patient_age", _STR, "PatientAge (0010,1010), as sent"),
+        _c("accession_number", _STR, "AccessionNumber (0008,0050)"),
+        _c("study_instance_uid", _STR, "StudyInstanceUID (0020,000D)", False),
+        _c("series_instance_uid", _STR, "SeriesInstanceUID (0020,000E)", False),
+        _c("sop_instance_uid", _STR, "SOPInstanceUID (0008,0018)", False),
+        _c("sop_class_uid", _STR, "SOPClassUID (0008,0016)", False),
+        _c("modality", _STR, "Modality (0008,0060)"),
+        _c("transfer_syntax_uid", _STR, "TransferSyntaxUID (0002,0010)", False),
+        _c("rows", pa.int32(), "Rows (0028,0010)"),
+        _c("columns", pa.int32(), "Columns (0028,0011)"),
+        _c("number_of_frames", pa.int32(), "NumberOfFrames (0028,0008); null for single-frame objects"),
+        _c("study_date", pa.date32(), "StudyDate (0008,0020), original (not shifted)"),
+        _c("series_date", pa.date32(), "SeriesDate (0008,0021), original"),
+        _c("manufacturer", _STR, "Manufacturer (0008,0070)"),
+        _c("manufacturer_model_name", _STR, "ManufacturerModelName (0008,1090)"),
+        _c("body_part_examined", _STR, "BodyPartExamined (0018,0015)"),
+        _c("pixel_spacing_row", pa.float64(), "PixelSpacing (0028,0030) row spacing, mm (ImagerPixelSpacing "
+                                               "or the shared functional group when absent)"),
+        _c("pixel_spacing_col", pa.float64(), "PixelSpacing column spacing, mm"),
+        _c("slice_thickness", pa.float64(), "SliceThickness (0018,0050), mm"),
+        _c("burned_in_annotation", _STR, "BurnedInAnnotation (0028,0301): YES, NO or null"),
+        _c("series_number", pa.int32(), "SeriesNumber (0020,0011)"),
+        _c("instance_number", pa.int32(), "InstanceNumber (0020,0013)"),
+        _c("frame_of_reference_uid", _STR, "FrameOfReferenceUID (0020,0052)"),
+        _c("pixel_data_offset", pa.int64(), "byte offset of the pixel data element, so de-identification "
+                                           "can copy unchanged pixels without decoding them"),
+    ),
+)
+
+SOURCE_CASES = TableDef(
+    zone="restricted",
+    name="source_cases",
+    doc="cases.csv rows that passed validation (the note column is never copied).",
+    keys=("team", "dataset", "case_id"),
+    partition_by=("team",),
+    columns=_BATCH_KEY + (
+        _c("case_id", _STR, "hospital-side case number, unique within the dataset", False),
+        _c("patient_id", _STR, "hospital chart number / national ID; the consent key", False),
+        _c("study_instance_uids", pa.list_(_STR), "the case's studies", False),
+        _c("label_source", _STR, "physician | ehr_code", False),
+        _c("shareable", pa.bool_(), "false when the hospital withholds the case from every release", False),
+        _c("consent_class", _STR, "A, B, C or null when not given"),
+        _c("line", pa.int32(), "line number in cases.csv (1 = header)", False),
+    ),
+)
+
+QUARANTINE = TableDef(
+    zone="restricted",
+    name="quarantine",
+    doc="Everything refused, with a reason code and a message that never repeats an identifier value.",
+    keys=("team", "dataset", "batch", "path", "scope", "line", "reason_code"),
+    partition_by=("team",),
+    columns=_BATCH_KEY + (
+        _c("path", _STR, "file relative to the batch folder; '' for a whole-batch refusal", False),
+        _c("scope", _STR, "file (the file is not catalogued), row (one cases.csv row), batch (the whole batch)", False),
+        _c("line", pa.int32(), "cases.csv line for scope=row, else 0", False),
+        _c("reason_code", _STR, "machine-readable reason, e.g. not_dicom, truncated_or_corrupt, "
+                                "conflicting_sop_instance, unknown_team, batch_changed", False),
+        _c("message", _STR, "what is wrong and what to do, free of identifier values", False),
+        _c("detected_at", _TS, "when it was found", False),
+    ),
+)
+
+BATCHES = TableDef(
+    zone="restricted",
+    name="batches",
+    doc="One row per export batch delivery: the batch summary, including refusals.",
+    keys=("team", "dataset", "batch", "content_digest"),
+    columns=_BATCH_KEY + (
+        _c("content_digest", _STR, "sha256 over the sorted (path, sha256) pairs of every file", False),
+        _c("listing_fingerprint", _STR, "sha256 over (path, size, mtime) of every file, for cheap change checks", False),
+        _c("status", _STR, "ingested | refused", False),
+        _c("reason_code", _STR, "why the batch was refused; null when ingested"),
+        _c("message", _STR, "the refusal in words; null when ingested"),
+        _c("files_landed", pa.int64(), "files in the batch", False),
+        _c("files_catalogued", pa.int64(), "files accepted into the catalogue", False),
+        _c("files_quarantined", pa.int64(), "files refused (see quarantine)", False),
+        _c("files_duplicate", pa.int64(), "exact duplicates of an object already catalogued", False),
+        _c("dicom_objects", pa.int64(), "rows this batch added to source_instances", False),
+        _c("cases", pa.int64(), "valid cases.csv rows", False),
+        _c("case_rows_rejected", pa.int64(), "cases.csv rows refused (see quarantine, scope=row)", False),
+        _c("bytes", pa.int64(), "total bytes landed", False),
+        _c("ingested_at", _TS, "when the batch was ingested", False),
+        _c("duration_s", pa.float64(), "seconds the ingestion took", False),
+    ),
+)
+
+RESTRICTED_INGEST_TABLES = (LANDED_FILES, SOURCE_INSTANCES, SOURCE_CASES, QUARANTINE, BATCHES)

@@ -1,0 +1,44 @@
+"""Zones of the lake (DESIGN.md "Zones"): each is a root that could live in its own bucket."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+ZONES = ("restricted", "deid", "program", "catalog")
+
+# Environment variables deltalake's object-store backend understands, passed through so that an
+# `s3://` lake works with the same credentials the rest of the site's tooling uses.
+_S3_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ALLOW_HTTP",
+    "AWS_S3_ALLOW_UNSAFE_RENAME",
+)
+
+
+@dataclass(frozen=True)
+class Lake:
+    """A lake root (local path or s3:// URI) and the storage options for reaching it."""
+
+    root: str
+    storage_options: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_root(cls, root: str) -> Lake:
+        options: dict[str, str] = {}
+        if root.startswith("s3://"):
+            options = {k: os.environ[k] for k in _S3_ENV if os.environ.get(k)}
+        return cls(root=root.rstrip("/"), storage_options=options)
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.root
+
+    def uri(self, zone: str, table: str) -> str:
+        if zone not in ZONES:
+            raise ValueError(f"unknown zone {zone!r}; zones are {', '.join(ZONES)}")
+        return f"{self.root}/{zone}/{table}"

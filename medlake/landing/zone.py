@@ -1,0 +1,116 @@
+"""Discover export batches under a landing root without reading any file's content.
+
+Everything here works from directory listings and stat results, so the landing sensor and a re-run
+with nothing new stay cheap however large the lake grows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+READY_MARKER = "_READY"
+CASES_MANIFEST = "cases.csv"
+CONSENT_DIR = "_consent"
+APPLICATIONS_DIR = "_applications"
+CONTENT_DIRS = ("images", "annotations")
+
+
+@dataclass(frozen=True, order=True)
+class BatchRef:
+    team: str
+    dataset: str
+    batch: str
+
+    @property
+    def key(self) -> str:
+        """The Dagster partition key: team/dataset/batch."""
+        return f"{self.team}/{self.dataset}/{self.batch}"
+
+    @classmethod
+    def from_key(cls, key: str) -> BatchRef:
+        parts = key.split("/")
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"a batch key is team/dataset/batch, not {key!r}")
+        return cls(*parts)
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    path: str  # relative to the batch folder, '/'-separated
+    size: int
+    mtime_ns: int
+
+
+class LandingZone:
+    """A local landing root laid out as EXPORT_FORMAT.md describes."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def batch_dir(self, ref: BatchRef) -> Path:
+        return self.root / ref.team / ref.dataset / ref.batch
+
+    def batches(self, ready_only: bool = True) -> list[BatchRef]:
+        """Every batch folder, sorted; by default only those whose exporter has written _READY."""
+        found: list[BatchRef] = []
+        for team in _subdirs(self.root):
+            if team.name.startswith("_"):
+                continue  # _applications and tool folders, not teams
+            for dataset in _subdirs(team):
+                if dataset.name == CONSENT_DIR:
+                    continue
+                for batch in _subdirs(dataset):
+                    if not ready_only or (batch / READY_MARKER).is_file():
+                        found.append(BatchRef(team.name, dataset.name, batch.name))
+        return sorted(found)
+
+    def files(self, ref: BatchRef) -> list[LandedFile]:
+        """Every regular file of a batch (any depth), sorted by relative path."""
+        base = self.batch_dir(ref)
+        out: list[LandedFile] = []
+        for path, st in _walk_files(base):
+            out.append(LandedFile(path, st.st_size, st.st_mtime_ns))
+        out.sort(key=lambda f: f.path)
+        return out
+
+    def listing_fingerprint(self, ref: BatchRef, files: list[LandedFile] | None = None) -> str:
+        """A digest of the batch's listing (paths, sizes, mtimes): changes when any file does."""
+        h = hashlib.sha256()
+        for f in files if files is not None else self.files(ref):
+            h.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        return h.hexdigest()
+
+    def consent_files(self, team: str) -> list[Path]:
+        d = self.root / team / CONSENT_DIR
+        return sorted(p for p in d.glob("*.csv") if p.is_file()) if d.is_dir() else []
+
+    def teams(self) -> list[str]:
+        return [d.name for d in _subdirs(self.root) if not d.name.startswith("_")]
+
+
+def _subdirs(path: Path) -> Iterator[Path]:
+    try:
+        with os.scandir(path) as it:
+            entries = sorted((e for e in it if e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
+    except FileNotFoundError:
+        return
+    for e in entries:
+        yield Path(e.path)
+
+
+def _walk_files(base: Path, prefix: str = "") -> Iterator[tuple[str, os.stat_result]]:
+    try:
+        it = os.scandir(base)
+    except FileNotFoundError:
+        return
+    with it:
+        for e in it:
+            rel = f"{prefix}{e.name}"
+            if e.is_dir(follow_symlinks=False):
+                yield from _walk_files(Path(e.path), rel + "/")
+            elif e.is_file(follow_symlinks=False):
+                yield rel, e.stat(follow_symlinks=False)
