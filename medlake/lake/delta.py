@@ -144,11 +144,8 @@ def _with_commit_retries(attempt) -> None:
         try:
             attempt()
             return
-        except (CommitFailedError, TableAlreadyExists) as e:
+        except CommitFailedError as e:
             if n == _COMMIT_ATTEMPTS - 1:
                 raise RuntimeError(f"gave up after {_COMMIT_ATTEMPTS} conflicting commits: {e}") from e
             time.sleep(0.05 * (2**n) * (1 + random.random()))
 
-
-class TableAlreadyExists(Exception):
-    """Placeholder so the retry tuple stays valid; delta-rs reports creation races as DeltaError."""

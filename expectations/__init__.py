@@ -1,0 +1,1 @@
+"""great-expectations suites (JSON) and the factory that turns them into Dagster asset checks."""

@@ -1,0 +1,26 @@
+"""Per-dataset ingestion summary from the `batches` table (counts only, no identifiers)."""
+
+from __future__ import annotations
+
+import duckdb
+
+from medlake.lake import DeltaStore
+
+
+def ingestion_summary(store: DeltaStore) -> list[dict]:
+    ds = store.dataset("restricted", "batches")
+    if ds is None:
+        return []
+    batches = ds.to_table()  # noqa: F841 - read by DuckDB below
+    con = duckdb.connect()
+    return con.sql("""
+        SELECT team, dataset,
+               count(*) FILTER (WHERE status = 'ingested')            AS batches,
+               count(*) FILTER (WHERE status = 'refused')             AS refused,
+               sum(files_landed)                                      AS files,
+               sum(dicom_objects) FILTER (WHERE status = 'ingested')  AS objects,
+               sum(cases) FILTER (WHERE status = 'ingested')          AS cases,
+               sum(files_quarantined)                                 AS quarantined,
+               sum(files_duplicate)                                   AS duplicates
+        FROM batches GROUP BY team, dataset ORDER BY team, dataset
+    """).to_arrow_table().to_pylist()

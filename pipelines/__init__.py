@@ -1,0 +1,1 @@
+"""Dagster wiring (definitions, jobs, resources, partitions) and the `medlake` CLI."""

@@ -1,0 +1,197 @@
+"""The `medlake` command line: demo, run, synth, status."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from medlake.program import RegistryError, load_registry
+from medlake.settings import SECRET_KEY_ENV, Settings, SettingsError, ensure_demo_key, secret_key
+
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+DEMO_CASES = 4
+DEMO_SEED = 2019
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]medlake:[/] {message}")
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="medlake")
+def main() -> None:
+    """medlake: ingest hospital imaging exports, de-identify them and track the programme.
+
+    Locations come from MEDLAKE_HOME, MEDLAKE_LANDING, MEDLAKE_LAKE, MEDLAKE_RELEASES and
+    MEDLAKE_PROGRAM (defaults under ./medlake-data/); see the README.
+    """
+
+
+@main.command()
+def run() -> None:
+    """Materialise everything for what is landed now (new or changed batches), in process.
+
+    Exit status 0 only when every asset and blocking check passed.
+    """
+    settings = Settings.from_env()
+    try:
+        secret_key()
+    except SettingsError as e:
+        _fail(str(e))
+    sys.exit(_run(settings))
+
+
+def _run(settings: Settings) -> int:
+    from medlake.ingest import pending_batches
+    from medlake.lake import DeltaStore, Lake
+    from medlake.landing import LandingZone
+    from pipelines.runner import run_pending
+
+    try:
+        load_registry(settings.program)
+    except RegistryError as e:
+        _fail(str(e))
+    s = settings.absolute()
+    todo = len(pending_batches(LandingZone(s.landing), DeltaStore(Lake.from_root(s.lake))))
+    if todo == 0:
+        console.print(f"Nothing new in the landing zone {s.landing}.")
+        return 0
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as bar:
+        task = bar.add_task("ingesting export batches", total=todo)
+        state = {"n": 0}
+
+        def start(key: str, files: int) -> None:
+            bar.update(task, description=f"ingesting {key} ({files} files)")
+
+        def done(key: str, ok: bool) -> None:
+            state["n"] += 1
+            bar.update(task, completed=state["n"])
+            if not ok:
+                bar.console.print(f"[red]failed:[/] {key} (see the run in the Dagster UI: make ui)")
+
+        report = run_pending(settings, on_batch_start=start, on_batch_done=done)
+        bar.update(task, description="ingesting export batches")
+    if not report.ok:
+        err.print(f"[red]{len(report.failed)} of {report.batches_run} batch runs failed[/]")
+        return 1
+    return 0
+
+
+@main.command()
+@click.option("--cases", default=DEMO_CASES, show_default=True, help="Cases per dataset.")
+@click.option("--seed", default=DEMO_SEED, show_default=True, help="Seed of the synthetic programme.")
+def demo(cases: int, seed: int) -> None:
+    """Synthesise a small programme (every dataset, all teams) into the landing zone, run everything,
+    and print what was built and where to look."""
+    settings = Settings.from_env()
+    s = settings.absolute()
+    if not os.environ.get(SECRET_KEY_ENV):
+        if "://" in s.lake:
+            _fail(f"set {SECRET_KEY_ENV}: the demo only makes its own key for a local lake")
+        key_file = Path(s.lake) / "restricted" / "_secret_key"
+        key, created = ensure_demo_key(key_file)
+        os.environ[SECRET_KEY_ENV] = key
+        console.print(f"{'Made' if created else 'Using'} a demo secret key at {key_file} "
+                      f"(demo only: for real data set {SECRET_KEY_ENV}).")
+    try:
+        registry = load_registry(s.program)
+    except RegistryError as e:
+        _fail(str(e))
+    truth = Path(s.landing) / "_synth" / "truth.json"
+    if truth.is_file():
+        console.print(f"Landing zone {s.landing} already holds the synthetic programme; not regenerating.")
+    else:
+        _synthesise(Path(s.landing), registry, cases=cases, seed=seed, tiny=False, batches=1, datasets=None,
+                    truth=None)
+    code = _run(settings)
+    _print_summary(s)
+    console.print("\n[bold]Where to look[/]")
+    console.print(f"  landing zone (synthetic exports): {s.landing}")
+    console.print(f"  truth file of planted identifiers: {truth}")
+    console.print(f"  lake (Delta tables):             {s.lake}/restricted/{{landed_files,source_instances,"
+                  "source_cases,quarantine,batches}")
+    console.print(f"  Dagster runs:                    {s.dagster_home}  (make ui, then http://127.0.0.1:3000)")
+    console.print("  in the terminal:                 medlake status")
+    sys.exit(code)
+
+
+def _synthesise(out: Path, registry, *, cases: int, seed: int, tiny: bool, batches: int, datasets, truth) -> None:
+    from medlake.synth import SynthSpec, generate
+
+    spec = SynthSpec(datasets=tuple(datasets) if datasets else None, cases=cases, batches=batches,
+                     tiny=tiny, seed=seed)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as bar:
+        task = bar.add_task("writing synthetic exports", total=None)
+        report = generate(out, registry, spec, truth_path=truth,
+                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+    console.print(f"Wrote {report.cases} cases in {report.batches} batches ({report.files} files) to {out}; "
+                  f"truth file {report.truth_path}")
+
+
+@main.command()
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Landing root to write into.")
+@click.option("--datasets", default="", help="Comma-separated dataset ids (default: every dataset).")
+@click.option("--cases", default=DEMO_CASES, show_default=True, help="Cases per dataset.")
+@click.option("--batches", default=1, show_default=True, help="Batches per dataset.")
+@click.option("--tiny", is_flag=True, help="8x8 pixels and one image object per case (scale runs).")
+@click.option("--seed", default=0, show_default=True, help="Same seed, same bytes.")
+@click.option("--truth", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Truth file path (default OUT/_synth/truth.json).")
+def synth(out: Path, datasets: str, cases: int, batches: int, tiny: bool, seed: int, truth: Path | None) -> None:
+    """Write synthetic hospital exports (EXPORT_FORMAT.md) and a truth file of every identifier planted."""
+    settings = Settings.from_env()
+    try:
+        registry = load_registry(settings.program)
+    except RegistryError as e:
+        _fail(str(e))
+    chosen = [d.strip() for d in datasets.split(",") if d.strip()]
+    unknown = [d for d in chosen if d not in registry.datasets_by_id]
+    if unknown:
+        _fail(f"unknown dataset(s) {', '.join(unknown)}; the registry {settings.program} has "
+              f"{', '.join(registry.datasets_by_id)}")
+    started = time.perf_counter()
+    _synthesise(out, registry, cases=cases, seed=seed, tiny=tiny, batches=batches, datasets=chosen or None,
+                truth=truth)
+    console.print(f"in {time.perf_counter() - started:.1f} s")
+
+
+@main.command()
+def status() -> None:
+    """Ingestion status per dataset: batches, files, objects, cases, quarantined."""
+    s = Settings.from_env().absolute()
+    if not _print_summary(s):
+        console.print(f"No batches ingested yet in {s.lake}. Land exports in {s.landing} and run `medlake run`.")
+
+
+def _print_summary(s: Settings) -> bool:
+    from medlake.lake import DeltaStore, Lake
+    from medlake.reports import ingestion_summary
+
+    rows = ingestion_summary(DeltaStore(Lake.from_root(s.lake)))
+    if not rows:
+        return False
+    table = Table(title="Ingested export batches", show_lines=False)
+    for col in ("team", "dataset", "batches", "refused", "files", "objects", "cases", "quarantined", "duplicates"):
+        table.add_column(col, justify="left" if col in ("team", "dataset") else "right")
+    for r in rows:
+        table.add_row(r["team"], r["dataset"], *(str(r[k]) for k in (
+            "batches", "refused", "files", "objects", "cases", "quarantined", "duplicates")))
+    console.print(table)
+    return True
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Run everything for what is landed now, in process, on the Dagster instance in DAGSTER_HOME."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from medlake.ingest import pending_batches
+from medlake.lake import DeltaStore, Lake
+from medlake.landing import LandingZone
+from medlake.program import load_registry
+from medlake.settings import Settings
+
+_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass
+class RunReport:
+    batches_run: int = 0
+    failed: list[str] = field(default_factory=list)  # partition keys (team/dataset/batch names, no identifiers)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def dagster_instance(settings: Settings) -> dg.DagsterInstance:
+    home = Path(settings.absolute().dagster_home)
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        # Dagster's default local instance (SQLite under DAGSTER_HOME), without phoning home.
+        config.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    return dg.DagsterInstance.get()
+
+
+def run_pending(
+    settings: Settings,
+    on_batch_start: Callable[[str, int], None] | None = None,
+    on_batch_done: Callable[[str, bool], None] | None = None,
+) -> RunReport:
+    """Ingest every pending batch (one Dagster run each), then everything downstream."""
+    from pipelines.definitions import build_definitions
+
+    settings = settings.absolute()
+    load_registry(settings.program)  # fail fast, naming the file and field, before any run starts
+    instance = dagster_instance(settings)
+    defs = build_definitions(settings)
+    landing = LandingZone(settings.landing)
+    store = DeltaStore(Lake.from_root(settings.lake))
+    pending = pending_batches(landing, store)
+    known = set(instance.get_dynamic_partitions("export_batch"))
+    new = sorted({p.ref.key for p in pending} - known)
+    if new:
+        instance.add_dynamic_partitions("export_batch", new)
+    job = defs.resolve_job_def("ingest_batch")
+    report = RunReport()
+    for p in pending:
+        if on_batch_start:
+            on_batch_start(p.ref.key, len(landing.files(p.ref)))
+        result = job.execute_in_process(partition_key=p.ref.key, instance=instance, raise_on_error=False,
+                                        run_config=_QUIET, tags={"medlake/trigger": "cli"})
+        report.batches_run += 1
+        if not result.success:
+            report.failed.append(p.ref.key)
+        if on_batch_done:
+            on_batch_done(p.ref.key, result.success)
+    return report

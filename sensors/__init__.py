@@ -1,0 +1,1 @@
+"""Dagster sensors: the landing zone (and later consent events and access applications)."""
