@@ -125,8 +125,16 @@ def ingest_batch(
     instances = _Instances()
     manifest_bytes: bytes | None = None
     for n, lf in enumerate(listing):
+        if progress is not None and n:
+            progress(n, len(listing))
         f = _File(lf.path, lf.size)
         files.append(f)
+        if lf.is_symlink:
+            # A link could reach anywhere on the host; exports must contain the files themselves.
+            f.status = "quarantined"
+            quarantine.add(lf.path, "file", "symlink_not_followed",
+                           "symbolic links are not followed; export the file itself")
+            continue
         try:
             data, f.sha256, head = _read(base / lf.path, lf.size)
         except OSError as e:
@@ -144,8 +152,9 @@ def ingest_batch(
                 manifest_bytes = data if data is not None else (base / lf.path).read_bytes()
             else:
                 _classify(f, n, base / lf.path, data, head, quarantine, instances, ref)
-        if progress is not None:
-            progress(n + 1, len(listing))
+
+    if progress is not None:
+        progress(len(listing), len(listing))
 
     if refusal is not None:
         code, message = refusal
@@ -268,6 +277,8 @@ def _classify(f: _File, file_index: int, path: Path, data: bytes | None, head: b
     folder = f.path.split("/", 1)[0]
     name = f.path.rsplit("/", 1)[-1]
     try:
+        if f.size == 0:
+            raise KindProblem("empty_file", "the file is empty (0 bytes)")
         is_dicom = head[128:132] == b"DICM"
         if is_dicom or (folder == "images" and not name.lower().endswith(WSI_SUFFIXES)):
             header = _parse_dicom(path, data, f.size)

@@ -43,6 +43,7 @@ class LandedFile:
     path: str  # relative to the batch folder, '/'-separated
     size: int
     mtime_ns: int
+    is_symlink: bool = False
 
 
 class LandingZone:
@@ -72,8 +73,8 @@ class LandingZone:
         """Every regular file of a batch (any depth), sorted by relative path."""
         base = self.batch_dir(ref)
         out: list[LandedFile] = []
-        for path, st in _walk_files(base):
-            out.append(LandedFile(path, st.st_size, st.st_mtime_ns))
+        for path, st, link in _walk_files(base):
+            out.append(LandedFile(path, st.st_size, st.st_mtime_ns, link))
         out.sort(key=lambda f: f.path)
         return out
 
@@ -102,7 +103,8 @@ def _subdirs(path: Path) -> Iterator[Path]:
         yield Path(e.path)
 
 
-def _walk_files(base: Path, prefix: str = "") -> Iterator[tuple[str, os.stat_result]]:
+def _walk_files(base: Path, prefix: str = "") -> Iterator[tuple[str, os.stat_result, bool]]:
+    """Regular files and symbolic links (which ingestion refuses rather than follows) below `base`."""
     try:
         it = os.scandir(base)
     except FileNotFoundError:
@@ -111,6 +113,10 @@ def _walk_files(base: Path, prefix: str = "") -> Iterator[tuple[str, os.stat_res
         for e in it:
             rel = f"{prefix}{e.name}"
             if e.is_dir(follow_symlinks=False):
-                yield from _walk_files(Path(e.path), rel + "/")
-            elif e.is_file(follow_symlinks=False):
-                yield rel, e.stat(follow_symlinks=False)
+                if os.access(e.path, os.R_OK | os.X_OK):
+                    yield from _walk_files(Path(e.path), rel + "/")
+                else:
+                    # Listed as an entry of its own, so ingestion records it instead of missing it.
+                    yield rel + "/", e.stat(follow_symlinks=False), False
+            elif e.is_file(follow_symlinks=False) or e.is_symlink():
+                yield rel, e.stat(follow_symlinks=False), e.is_symlink()

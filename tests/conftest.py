@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from medlake.ingest import ingest_batch  # noqa: E402
+from medlake.lake import DeltaStore, Lake  # noqa: E402
+from medlake.landing import BatchRef, LandingZone  # noqa: E402
+from medlake.program import load_registry  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+REGISTRY_PATH = REPO / "config" / "program.yaml"
+
+
+@pytest.fixture(scope="session")
+def registry():
+    return load_registry(REGISTRY_PATH)
+
+
+@dataclass
+class Lakehouse:
+    """A landing zone and a lake under tmp_path, as medlake sees them."""
+
+    root: Path
+    registry: object
+
+    @property
+    def landing_root(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def landing(self) -> LandingZone:
+        return LandingZone(self.landing_root)
+
+    @property
+    def store(self) -> DeltaStore:
+        return DeltaStore(Lake.from_root(str(self.root / "lake")))
+
+    def batch_dir(self, team: str, dataset: str, batch: str) -> Path:
+        d = self.landing_root / team / dataset / batch
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def ingest(self, team: str, dataset: str, batch: str):
+        return ingest_batch(self.landing, self.store, self.registry, BatchRef(team, dataset, batch))
+
+    def rows(self, table: str, **equals) -> list[dict]:
+        if not self.store.exists("restricted", table):
+            return []
+        rows = self.store.read("restricted", table).to_pylist()
+        return [r for r in rows if all(r[k] == v for k, v in equals.items())]
+
+
+@pytest.fixture
+def lakehouse(tmp_path, registry) -> Lakehouse:
+    return Lakehouse(tmp_path, registry)
