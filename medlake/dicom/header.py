@@ -15,6 +15,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
+from medlake.dicom.fastheader import TRUNCATED, scan
 from medlake.dicom.sop_classes import dicom_kind
 
 PREAMBLE_LEN = 128
@@ -87,11 +88,26 @@ def parse_header(data: bytes) -> Header:
                 "the export format requires Part-10 files",
             )
         raise DicomProblem("not_dicom", "not a DICOM Part-10 file (no DICM marker at byte 128)")
+    fast = scan(data, _WANTED)
+    if fast is TRUNCATED:
+        raise DicomProblem("truncated_or_corrupt", "the file ends inside its header")
+    if fast is not None:
+        meta_values, values, offset = fast
+        fields = _Fields(values)
+        if fields.codec is not None and (values.get(_T.PixelSpacing) or values.get(_T.ImagerPixelSpacing)
+                                         or _SHARED_GROUPS not in values):
+            element = _element(data, offset)
+            return _build(_Fields(meta_values), fields, offset, element, None)
     fp = io.BytesIO(data)
     ds = _dcmread(fp)
     offset = fp.tell() if fp.tell() < len(data) else None
-    element = PixelElement(data[offset:offset + 12], len(data) - offset, data[-_TAIL:]) if offset is not None else None
-    return header_from_dataset(ds, offset, element)
+    return header_from_dataset(ds, offset, _element(data, offset))
+
+
+def _element(data: bytes, offset: int | None) -> PixelElement | None:
+    if offset is None:
+        return None
+    return PixelElement(data[offset:offset + 12], len(data) - offset, data[-_TAIL:])
 
 
 def parse_header_from_file(path, size: int) -> Header:
@@ -134,7 +150,13 @@ def _dcmread(fp) -> pydicom.Dataset:
 
 def header_from_dataset(ds: pydicom.Dataset, pixel_offset: int | None, element: PixelElement | None) -> Header:
     meta = getattr(ds, "file_meta", None)
-    ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    meta_fields = _Fields(meta._dict, meta) if meta is not None else _Fields({})
+    return _build(meta_fields, _Fields(ds._dict, ds), pixel_offset, element, ds)
+
+
+def _build(meta_fields: _Fields, f: _Fields, pixel_offset: int | None, element: PixelElement | None,
+           ds: pydicom.Dataset | None) -> Header:
+    ts = meta_fields.text(0x00020010) or ""
     if not ts:
         raise DicomProblem("missing_transfer_syntax", "the meta header has no TransferSyntaxUID")
     if not UID(ts).is_transfer_syntax:
@@ -142,54 +164,159 @@ def header_from_dataset(ds: pydicom.Dataset, pixel_offset: int | None, element: 
     if element is not None:
         _check_pixel_element(element, UID(ts))
 
-    def text(keyword: str) -> str | None:
-        v = ds.get(keyword)
-        if v is None or v == "":
-            return None
-        return str(v).strip() or None
-
-    sop_class = text("SOPClassUID") or (str(meta.get("MediaStorageSOPClassUID", "")) or None)
-    missing = [k for k, v in (("SOPInstanceUID", text("SOPInstanceUID")),
-                              ("StudyInstanceUID", text("StudyInstanceUID")),
-                              ("SeriesInstanceUID", text("SeriesInstanceUID")),
+    sop_class = f.text(_T.SOPClassUID) or meta_fields.text(0x00020002)
+    missing = [k for k, v in (("SOPInstanceUID", f.text(_T.SOPInstanceUID)),
+                              ("StudyInstanceUID", f.text(_T.StudyInstanceUID)),
+                              ("SeriesInstanceUID", f.text(_T.SeriesInstanceUID)),
                               ("SOPClassUID", sop_class)) if not v]
     if missing:
         raise DicomProblem("missing_uid", f"required UID attribute(s) missing: {', '.join(missing)}")
-    patient_id = text("PatientID")
+    patient_id = f.text(_T.PatientID)
     if not patient_id:
         raise DicomProblem("missing_patient_id", "PatientID is empty: the object cannot be tied to a case")
-    spacing = _pixel_spacing(ds)
+    spacing = (f.pair(_T.PixelSpacing) or f.pair(_T.ImagerPixelSpacing)
+               or (_functional_group_spacing(ds) if ds is not None else None))
     return Header(
         kind=dicom_kind(sop_class),
         patient_id=patient_id,
-        patient_name=text("PatientName"),
-        patient_birth_date=text("PatientBirthDate"),
-        patient_sex=text("PatientSex"),
-        patient_age=text("PatientAge"),
-        accession_number=text("AccessionNumber"),
-        study_instance_uid=text("StudyInstanceUID"),
-        series_instance_uid=text("SeriesInstanceUID"),
-        sop_instance_uid=text("SOPInstanceUID"),
+        patient_name=f.text(_T.PatientName),
+        patient_birth_date=f.text(_T.PatientBirthDate),
+        patient_sex=f.text(_T.PatientSex),
+        patient_age=f.text(_T.PatientAge),
+        accession_number=f.text(_T.AccessionNumber),
+        study_instance_uid=f.text(_T.StudyInstanceUID),
+        series_instance_uid=f.text(_T.SeriesInstanceUID),
+        sop_instance_uid=f.text(_T.SOPInstanceUID),
         sop_class_uid=sop_class,
-        modality=text("Modality"),
+        modality=f.text(_T.Modality),
         transfer_syntax_uid=ts,
-        rows=_int(ds.get("Rows")),
-        columns=_int(ds.get("Columns")),
-        number_of_frames=_int(ds.get("NumberOfFrames")),
-        study_date=_date(ds.get("StudyDate")),
-        series_date=_date(ds.get("SeriesDate")),
-        manufacturer=text("Manufacturer"),
-        manufacturer_model_name=text("ManufacturerModelName"),
-        body_part_examined=text("BodyPartExamined"),
-        pixel_spacing_row=spacing[0],
-        pixel_spacing_col=spacing[1],
-        slice_thickness=_float(ds.get("SliceThickness")),
-        burned_in_annotation=text("BurnedInAnnotation"),
-        series_number=_int(ds.get("SeriesNumber")),
-        instance_number=_int(ds.get("InstanceNumber")),
-        frame_of_reference_uid=text("FrameOfReferenceUID"),
+        rows=f.us(_T.Rows),
+        columns=f.us(_T.Columns),
+        number_of_frames=_int(f.text(_T.NumberOfFrames)),
+        study_date=_date(f.text(_T.StudyDate)),
+        series_date=_date(f.text(_T.SeriesDate)),
+        manufacturer=f.text(_T.Manufacturer),
+        manufacturer_model_name=f.text(_T.ManufacturerModelName),
+        body_part_examined=f.text(_T.BodyPartExamined),
+        pixel_spacing_row=spacing[0] if spacing else None,
+        pixel_spacing_col=spacing[1] if spacing else None,
+        slice_thickness=_float(f.text(_T.SliceThickness)),
+        burned_in_annotation=f.text(_T.BurnedInAnnotation),
+        series_number=_int(f.text(_T.SeriesNumber)),
+        instance_number=_int(f.text(_T.InstanceNumber)),
+        frame_of_reference_uid=f.text(_T.FrameOfReferenceUID),
         pixel_data_offset=pixel_offset,
     )
+
+
+class _T:
+    """Tags read from every object (ints, so lookups skip pydicom's keyword machinery)."""
+
+    SpecificCharacterSet = 0x00080005
+    SOPClassUID = 0x00080016
+    SOPInstanceUID = 0x00080018
+    StudyDate = 0x00080020
+    SeriesDate = 0x00080021
+    AccessionNumber = 0x00080050
+    Modality = 0x00080060
+    Manufacturer = 0x00080070
+    ManufacturerModelName = 0x00081090
+    PatientName = 0x00100010
+    PatientID = 0x00100020
+    PatientBirthDate = 0x00100030
+    PatientSex = 0x00100040
+    PatientAge = 0x00101010
+    BodyPartExamined = 0x00180015
+    SliceThickness = 0x00180050
+    ImagerPixelSpacing = 0x00181164
+    StudyInstanceUID = 0x0020000D
+    SeriesInstanceUID = 0x0020000E
+    SeriesNumber = 0x00200011
+    InstanceNumber = 0x00200013
+    FrameOfReferenceUID = 0x00200052
+    NumberOfFrames = 0x00280008
+    Rows = 0x00280010
+    Columns = 0x00280011
+    PixelSpacing = 0x00280030
+    BurnedInAnnotation = 0x00280301
+
+
+_SHARED_GROUPS = 0x52009229
+_WANTED = frozenset(v for k, v in vars(_T).items() if not k.startswith("_")) | {_SHARED_GROUPS}
+
+# Character sets whose bytes a plain codec decodes; anything else (ISO 2022 code extensions) goes
+# through pydicom's full decoder.
+_SIMPLE_CHARSETS = {"": "ascii", "ISO_IR 6": "ascii", "ISO_IR 192": "utf-8", "ISO_IR 100": "latin-1"}
+
+
+class _Fields:
+    """Header values decoded straight from raw element bytes.
+
+    Converting raw elements through pydicom's value machinery costs more than parsing the whole
+    header; the catalogue needs a couple of dozen plain values, so they are decoded here. `raw` maps
+    tags to bytes (the fast walker) or to pydicom's raw/converted elements; `ds`, when given, decodes
+    text in character sets a plain codec cannot.
+    """
+
+    def __init__(self, raw, ds: pydicom.Dataset | None = None):
+        self.raw = raw
+        self.ds = ds
+        charset = self._bytes(_T.SpecificCharacterSet)
+        key = (charset or b"").decode("ascii", "replace").strip(" \0").split("\\")[-1].strip()
+        self.codec = _SIMPLE_CHARSETS.get(key)
+
+    def _value(self, tag: int):
+        elem = self.raw.get(tag)
+        if elem is None or isinstance(elem, bytes | bytearray):
+            return elem
+        return elem.value
+
+    def _bytes(self, tag: int) -> bytes | None:
+        value = self._value(tag)
+        if value is None or isinstance(value, bytes | bytearray):
+            return value
+        return str(value).encode("utf-8")
+
+    def text(self, tag: int) -> str | None:
+        value = self._value(tag)
+        if value is None:
+            return None
+        if not isinstance(value, bytes | bytearray):
+            s = str(value)
+        elif self.codec is None and self.ds is not None:
+            s = str(self.ds[tag].value)
+        else:
+            s = bytes(value).decode(self.codec or "utf-8", "replace")
+        s = s.strip(" \0")
+        return s or None
+
+    def us(self, tag: int) -> int | None:
+        value = self._value(tag)
+        if value is None:
+            return None
+        if isinstance(value, bytes | bytearray):
+            little = getattr(self.raw.get(tag), "is_little_endian", True)
+            return struct.unpack("<H" if little else ">H", value[:2])[0] if len(value) >= 2 else None
+        return _int(value)
+
+    def pair(self, tag: int) -> tuple[float, float] | None:
+        s = self.text(tag)
+        if not s:
+            return None
+        parts = s.split("\\")
+        try:
+            return float(parts[0]), float(parts[1])
+        except (ValueError, IndexError):
+            return None
+
+
+def _functional_group_spacing(ds: pydicom.Dataset) -> tuple[float, float] | None:
+    """Enhanced multi-frame objects keep PixelSpacing in the shared functional groups."""
+    try:
+        ps = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
+        return float(ps[0]), float(ps[1])
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _check_pixel_element(element: PixelElement, ts: UID) -> None:
@@ -222,20 +349,6 @@ def _check_pixel_element(element: PixelElement, ts: UID) -> None:
             f"pixel data declares {length} bytes but the file ends "
             f"{header_len + length - element.available} bytes short",
         )
-
-
-def _pixel_spacing(ds: pydicom.Dataset) -> tuple[float | None, float | None]:
-    ps = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
-    if ps is None:
-        # Enhanced multi-frame objects keep it in the shared functional groups.
-        try:
-            ps = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
-        except (AttributeError, IndexError, KeyError):
-            ps = None
-    try:
-        return float(ps[0]), float(ps[1])
-    except (TypeError, ValueError, IndexError):
-        return None, None
 
 
 def _int(v) -> int | None:

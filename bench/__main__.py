@@ -1,0 +1,14 @@
+"""`python -m bench [NAME] [options]`: run one benchmark (or all) and write bench/results/."""
+
+import sys
+
+from bench import ingest
+
+BENCHES = {"ingest": ingest.main}
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    names = [args.pop(0)] if args and args[0] in BENCHES else list(BENCHES)
+    for name in names:
+        sys.argv = [f"bench {name}", *args]
+        BENCHES[name]()
