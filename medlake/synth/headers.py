@@ -89,11 +89,13 @@ def equipment_module(ds: Dataset, ctx: CaseContext, modality: str, where: str,
     ds.ManufacturerModelName = model
     ds.SoftwareVersions = "VB20A"
     ds.InstitutionName = site.institution
-    ds.InstitutionAddress = site.institution_address
+    # The Chinese address only goes into objects that declare UTF-8 (ISO_IR 192).
+    address = site.institution_address if ctx.chinese else site.institution_address_en
+    ds.InstitutionAddress = address
     ds.StationName = site.station(modality)
     ds.DeviceSerialNumber = site.serial(modality)
     for kind, value, attr in (("institution", site.institution, "InstitutionName"),
-                              ("institution_address", site.institution_address, "InstitutionAddress"),
+                              ("institution_address", address, "InstitutionAddress"),
                               ("station_name", site.station(modality), "StationName"),
                               ("device_serial", site.serial(modality), "DeviceSerialNumber")):
         ctx.plant(kind, value, f"{where}:{attr}")

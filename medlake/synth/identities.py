@@ -25,6 +25,7 @@ GIVEN = [
     ("英", "YING"), ("國", "KUO"), ("榮", "JUNG"), ("子", "TZU"), ("靜", "CHING"), ("品", "PIN"),
     ("睿", "JUI"), ("祥", "HSIANG"), ("麗", "LI"), ("珍", "CHEN"), ("瑋", "WEI"), ("凱", "KAI"),
 ]
+ROADS_EN = ["Zhongshan S. Rd.", "Shipai Rd. Sec. 2", "Wuxing St.", "Changde St.", "Roosevelt Rd. Sec. 4"]
 CITIES = [
     ("臺北市", ["中正區", "大安區", "信義區", "士林區", "北投區", "內湖區"]),
     ("新北市", ["板橋區", "新莊區", "中和區", "永和區", "三重區", "淡水區"]),
@@ -123,6 +124,7 @@ class Site:
     team: str
     institution: str
     institution_address: str
+    institution_address_en: str
     physicians: tuple[str, ...]
     operators: tuple[str, ...]
     stations: dict[str, str]   # modality -> StationName
@@ -151,6 +153,7 @@ def make_site(rng: random.Random, team_code: str, team_name_en: str, team_name_z
         team=team_code.lower(),
         institution=f"{team_name_en} Dept. of Medical Imaging {floor}F",
         institution_address=f"{team_name_zh} 影像醫學部 臺北市{rng.choice(ROADS)}{rng.randrange(1, 300)}號",
+        institution_address_en=f"No. {rng.randrange(1, 300)}, {rng.choice(ROADS_EN)}, Taipei, Taiwan",
         physicians=tuple(staff[:6]),
         operators=tuple(staff[6:]),
         stations={m: f"{team_code}-{m}{rng.randrange(10, 99)}-{rng.choice('ABCDEFGH')}{floor}F" for m in MODALITIES},

@@ -37,7 +37,7 @@ def head_phantom(shape=(176, 256, 256), spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
     """
     z, y, x = _grid(shape, spacing)
     # Fit the head to the field of view so small test volumes still contain a face.
-    ext = [(n - 1) * s / 2 for n, s in zip(shape, spacing)]
+    ext = [max((n - 1) * s / 2, s) for n, s in zip(shape, spacing)]
     hz, hy, hx = ext[0] * 0.95, ext[1] * 0.72, ext[2] * 0.62
     out = np.full(shape, -1000, dtype=np.int16)
     head = _ellipsoid(z, y, x, (0, 0.05 * hy, 0), (hz, hy, hx))
