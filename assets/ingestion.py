@@ -4,12 +4,12 @@
 import dagster as dg
 
 from medlake.ingest import ingest_batch
-from medlake.lake.tables import BATCHES, LANDED_FILES, QUARANTINE, SOURCE_CASES, SOURCE_INSTANCES
+from medlake.lake.tables import RESTRICTED_INGEST_TABLES
 from medlake.landing import BatchRef
 from pipelines.partitions import EXPORT_BATCHES
 from pipelines.resources import LakeResource, LandingResource, RegistryResource
 
-_TABLES = (LANDED_FILES, SOURCE_INSTANCES, SOURCE_CASES, QUARANTINE, BATCHES)
+_TABLES = RESTRICTED_INGEST_TABLES
 _LOG_EVERY = 1000
 
 
@@ -57,6 +57,7 @@ def ingest_export_batch(context: dg.AssetExecutionContext, landing: LandingResou
     per_table = {
         "landed_files": {"dagster/partition_row_count": r.files_landed},
         "source_instances": {"dagster/partition_row_count": r.dicom_objects},
+        "source_slides": {"dagster/partition_row_count": r.slides},
         "source_cases": {"dagster/partition_row_count": r.cases, "case_rows_rejected": r.case_rows_rejected},
         "quarantine": {"by_reason": quarantined},
         "batches": {"reason_code": r.reason_code or "", "kinds": dg.MetadataValue.json(r.kinds)},

@@ -15,7 +15,8 @@ from rich.table import Table
 from medlake.program import RegistryError, load_registry
 from medlake.settings import SECRET_KEY_ENV, Settings, SettingsError, ensure_demo_key, secret_key
 
-console = Console(stderr=False)
+# Piped output (CI logs, `| less`) gets a width that fits the summary tables instead of 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 132)
 err = Console(stderr=True)
 
 DEMO_CASES = 4
@@ -184,11 +185,15 @@ def _print_summary(s: Settings) -> bool:
     if not rows:
         return False
     table = Table(title="Ingested export batches", show_lines=False)
-    for col in ("team", "dataset", "batches", "refused", "files", "objects", "cases", "quarantined", "duplicates"):
-        table.add_column(col, justify="left" if col in ("team", "dataset") else "right")
+    columns = {"batches": "batches", "refused": "refused", "files": "files", "objects": "objects",
+               "cases": "cases", "case_rows_refused": "rows refused", "quarantined": "files quarantined",
+               "duplicates": "duplicates"}
+    table.add_column("team", no_wrap=True)
+    table.add_column("dataset", no_wrap=True)
+    for title in columns.values():
+        table.add_column(title, justify="right")
     for r in rows:
-        table.add_row(r["team"], r["dataset"], *(str(r[k]) for k in (
-            "batches", "refused", "files", "objects", "cases", "quarantined", "duplicates")))
+        table.add_row(r["team"], r["dataset"], *(str(r[k]) for k in columns))
     console.print(table)
     return True
 

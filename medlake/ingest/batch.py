@@ -22,7 +22,8 @@ from medlake.ingest.detect import WSI_SUFFIXES, KindProblem, annotation_kind, im
 from medlake.ingest.manifest import parse_cases_csv
 from medlake.ingest.rows import RowBuffer
 from medlake.lake.delta import DeltaStore, where
-from medlake.lake.tables import BATCHES, LANDED_FILES, QUARANTINE, SOURCE_CASES, SOURCE_INSTANCES
+from medlake.ingest.slides import SlideProblem, read_slide
+from medlake.lake.tables import BATCHES, LANDED_FILES, QUARANTINE, SOURCE_CASES, SOURCE_INSTANCES, SOURCE_SLIDES
 from medlake.landing.zone import CASES_MANIFEST, CONTENT_DIRS, READY_MARKER, BatchRef, LandedFile, LandingZone
 from medlake.program.registry import Registry
 
@@ -50,6 +51,7 @@ class BatchResult:
     files_quarantined: int = 0
     files_duplicate: int = 0
     dicom_objects: int = 0
+    slides: int = 0
     cases: int = 0
     case_rows_rejected: int = 0
     bytes: int = 0
@@ -123,6 +125,7 @@ def ingest_batch(
     base = landing.batch_dir(ref)
     files: list[_File] = []
     instances = _Instances()
+    slides: list[dict] = []
     manifest_bytes: bytes | None = None
     for n, lf in enumerate(listing):
         if progress is not None and n:
@@ -151,7 +154,7 @@ def ingest_batch(
                 f.kind = "cases_manifest"
                 manifest_bytes = data if data is not None else (base / lf.path).read_bytes()
             else:
-                _classify(f, n, base / lf.path, data, head, quarantine, instances, ref)
+                _classify(f, n, base / lf.path, data, head, quarantine, instances, slides, ref)
 
     if progress is not None:
         progress(len(listing), len(listing))
@@ -163,7 +166,7 @@ def ingest_batch(
             if f.sha256 is not None:  # unreadable files already carry their own reason
                 quarantine.add(f.path, "file", "batch_refused", f"the whole batch was refused ({code})")
         result = _result(ref, "refused", files, quarantine, reason=code)
-        _write_batch(store, ref, result, files, quarantine, None, None, now,
+        _write_batch(store, ref, result, files, quarantine, None, None, None, now,
                      _content_digest(files), fingerprint, message, started)
         say(f"batch {ref.key}: refused ({code}): {message}")
         return result
@@ -188,12 +191,14 @@ def ingest_batch(
 
     drop = _resolve_duplicates(store, ref, instances, files, quarantine)
     instance_table = instances.rows.to_table(drop)
-    cases_rows, rejected = _cases(manifest_bytes, ref, instance_table, store, quarantine, files)
+    slide_table = SOURCE_SLIDES.from_rows(slides)
+    cases_rows, rejected = _cases(manifest_bytes, ref, instance_table, slide_table, store, quarantine, files)
     result = _result(ref, "ingested", files, quarantine)
     result.dicom_objects = instance_table.num_rows
+    result.slides = slide_table.num_rows
     result.cases, result.case_rows_rejected = len(cases_rows), rejected
-    _write_batch(store, ref, result, files, quarantine, instance_table, cases_rows, now, digest, fingerprint, None,
-                 started)
+    _write_batch(store, ref, result, files, quarantine, instance_table, slide_table, cases_rows, now, digest,
+                 fingerprint, None, started)
     say(f"batch {ref.key}: {result.files_catalogued} catalogued, {result.files_quarantined} quarantined, "
         f"{result.files_duplicate} duplicate of {result.files_landed} files; {result.cases} cases, "
         f"{result.case_rows_rejected} case rows refused")
@@ -201,7 +206,8 @@ def ingest_batch(
 
 
 def _write_batch(store: DeltaStore, ref: BatchRef, result: BatchResult, files: list[_File],
-                 quarantine: _Quarantine, instance_table: pa.Table | None, cases_rows: list[dict] | None,
+                 quarantine: _Quarantine, instance_table: pa.Table | None, slide_table: pa.Table | None,
+                 cases_rows: list[dict] | None,
                  now: dt.datetime, digest: str, fingerprint: str, message: str | None, started: float) -> None:
     """Replace this batch's slice of every table; the summary row goes last, as the commit mark."""
     batch_slice = where(team=ref.team, dataset=ref.dataset, batch=ref.batch)
@@ -209,6 +215,9 @@ def _write_batch(store: DeltaStore, ref: BatchRef, result: BatchResult, files: l
     if instance_table is not None:
         v["source_instances"] = store.replace_where(
             "restricted", "source_instances", instance_table, batch_slice, SOURCE_INSTANCES.partition_by)
+    if slide_table is not None and (slide_table.num_rows or store.exists("restricted", "source_slides")):
+        v["source_slides"] = store.replace_where(
+            "restricted", "source_slides", slide_table, batch_slice, SOURCE_SLIDES.partition_by)
     if cases_rows is not None:
         v["source_cases"] = store.replace_where(
             "restricted", "source_cases",
@@ -273,7 +282,7 @@ def _batch_refusal(registry: Registry, ref: BatchRef, listing: list[LandedFile])
 
 
 def _classify(f: _File, file_index: int, path: Path, data: bytes | None, head: bytes,
-              quarantine: _Quarantine, instances: _Instances, ref: BatchRef) -> None:
+              quarantine: _Quarantine, instances: _Instances, slides: list[dict], ref: BatchRef) -> None:
     folder = f.path.split("/", 1)[0]
     name = f.path.rsplit("/", 1)[-1]
     try:
@@ -289,9 +298,16 @@ def _classify(f: _File, file_index: int, path: Path, data: bytes | None, head: b
             instances.add(file_index, row)
         elif folder == "images":
             f.kind = image_kind(name, head)
+            info = read_slide(data, path)
+            slides.append({
+                "team": ref.team, "dataset": ref.dataset, "batch": ref.batch, "path": f.path,
+                "sha256": f.sha256, "size": f.size, "study_instance_uid": info.study_instance_uid,
+                "width": info.width, "height": info.height, "levels": info.levels,
+                "has_label": info.has_label, "has_macro": info.has_macro,
+            })
         else:
             f.kind = annotation_kind(name, head)
-    except (DicomProblem, KindProblem) as e:
+    except (DicomProblem, KindProblem, SlideProblem) as e:
         f.status = "quarantined"
         quarantine.add(f.path, "file", e.code, str(e))
     except Exception as e:  # noqa: BLE001 - one bad file must never stop the batch
@@ -378,7 +394,7 @@ def _retract(store: DeltaStore, ref: BatchRef, prior: dict, now: dt.datetime) ->
         store.upsert("restricted", "batches", BATCHES.from_rows(rows), BATCHES.keys)
 
 
-def _cases(manifest: bytes | None, ref: BatchRef, instances: pa.Table, store: DeltaStore,
+def _cases(manifest: bytes | None, ref: BatchRef, instances: pa.Table, slides: pa.Table, store: DeltaStore,
            quarantine: _Quarantine, files: list[_File]) -> tuple[list[dict], int]:
     """Valid cases.csv rows whose studies and patient match the catalogued images."""
     if manifest is None:
@@ -394,6 +410,9 @@ def _cases(manifest: bytes | None, ref: BatchRef, instances: pa.Table, store: De
         quarantine.add(CASES_MANIFEST, "file", code, message)
         return [], 0
     patients_of_study = _study_patients(instances, store, ref)
+    # A slide names its study but not its patient, so it proves the study exists and nothing more.
+    for uid in _slide_studies(slides, store, ref):
+        patients_of_study.setdefault(uid, set())
     accepted: list[dict] = []
     for issue in parsed.issues:
         quarantine.add(CASES_MANIFEST, "row", issue.code, issue.message, issue.line)
@@ -430,6 +449,18 @@ def _study_patients(instances: pa.Table, store: DeltaStore, ref: BatchRef) -> di
     for study, patient in zip(pairs.column(0).to_pylist(), pairs.column(1).to_pylist()):
         out.setdefault(study, set()).add(patient)
     return out
+
+
+def _slide_studies(slides: pa.Table, store: DeltaStore, ref: BatchRef) -> set[str]:
+    uids = set(slides.column("study_instance_uid").to_pylist())
+    ds = store.dataset("restricted", "source_slides")
+    if ds is not None:
+        uids |= set(ds.to_table(
+            columns=["study_instance_uid"],
+            filter=(pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset)
+            & (pads.field("batch") != ref.batch)).column(0).to_pylist())
+    uids.discard(None)
+    return uids
 
 
 def _content_digest(files: list[_File]) -> str:
@@ -473,7 +504,7 @@ def _write_summary(store: DeltaStore, ref: BatchRef, r: BatchResult, digest: str
         "status": r.outcome, "reason_code": r.reason_code, "message": message,
         "files_landed": r.files_landed, "files_catalogued": r.files_catalogued,
         "files_quarantined": r.files_quarantined, "files_duplicate": r.files_duplicate,
-        "dicom_objects": r.dicom_objects, "cases": r.cases, "case_rows_rejected": r.case_rows_rejected,
+        "dicom_objects": r.dicom_objects, "slides": r.slides, "cases": r.cases, "case_rows_rejected": r.case_rows_rejected,
         "bytes": r.bytes, "ingested_at": now, "duration_s": r.duration_s,
     }
     return store.upsert("restricted", "batches", BATCHES.from_rows([row]), BATCHES.keys)

@@ -113,6 +113,26 @@ SOURCE_INSTANCES = TableDef(
     ),
 )
 
+SOURCE_SLIDES = TableDef(
+    zone="restricted",
+    name="source_slides",
+    doc="One row per catalogued whole-slide image (TIFF family), from its tags only.",
+    keys=("team", "dataset", "batch", "path"),
+    partition_by=("team",),
+    columns=_BATCH_KEY + (
+        _c("path", _STR, "path relative to the batch folder", False),
+        _c("sha256", _STR, "sha256 of the file, hex", False),
+        _c("size", pa.int64(), "bytes", False),
+        _c("study_instance_uid", _STR, "the case link: StudyInstanceUID from the first page's "
+                                      "|key = value metadata, when the scanner export carries it"),
+        _c("width", pa.int64(), "level-0 width, pixels", False),
+        _c("height", pa.int64(), "level-0 height, pixels", False),
+        _c("levels", pa.int32(), "pyramid levels", False),
+        _c("has_label", pa.bool_(), "a label image is present (it carries patient labels)", False),
+        _c("has_macro", pa.bool_(), "a macro (overview) image is present", False),
+    ),
+)
+
 SOURCE_CASES = TableDef(
     zone="restricted",
     name="source_cases",
@@ -163,6 +183,7 @@ BATCHES = TableDef(
         _c("files_quarantined", pa.int64(), "files refused (see quarantine)", False),
         _c("files_duplicate", pa.int64(), "exact duplicates of an object already catalogued", False),
         _c("dicom_objects", pa.int64(), "rows this batch added to source_instances", False),
+        _c("slides", pa.int64(), "rows this batch added to source_slides", False),
         _c("cases", pa.int64(), "valid cases.csv rows", False),
         _c("case_rows_rejected", pa.int64(), "cases.csv rows refused (see quarantine, scope=row)", False),
         _c("bytes", pa.int64(), "total bytes landed", False),
@@ -171,4 +192,4 @@ BATCHES = TableDef(
     ),
 )
 
-RESTRICTED_INGEST_TABLES = (LANDED_FILES, SOURCE_INSTANCES, SOURCE_CASES, QUARANTINE, BATCHES)
+RESTRICTED_INGEST_TABLES = (LANDED_FILES, SOURCE_INSTANCES, SOURCE_SLIDES, SOURCE_CASES, QUARANTINE, BATCHES)

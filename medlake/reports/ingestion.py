@@ -18,8 +18,9 @@ def ingestion_summary(store: DeltaStore) -> list[dict]:
                count(*) FILTER (WHERE status = 'ingested')            AS batches,
                count(*) FILTER (WHERE status = 'refused')             AS refused,
                sum(files_landed)                                      AS files,
-               sum(dicom_objects) FILTER (WHERE status = 'ingested')  AS objects,
+               sum(dicom_objects + slides) FILTER (WHERE status = 'ingested') AS objects,
                sum(cases) FILTER (WHERE status = 'ingested')          AS cases,
+               sum(case_rows_rejected)                                AS case_rows_refused,
                sum(files_quarantined)                                 AS quarantined,
                sum(files_duplicate)                                   AS duplicates
         FROM batches GROUP BY team, dataset ORDER BY team, dataset
