@@ -72,3 +72,20 @@ def test_job_ingests_a_batch_partition_and_reports_counts_without_identifiers(la
         job.execute_in_process(partition_key="tvgh/liver-ct/b1", instance=instance)
     assert len(lh.rows("source_instances")) == 2
     assert len(lh.rows("batches")) == 1
+
+
+def test_workspace_yaml_loads_in_dagster_cli(tmp_path):
+    """`make ui` runs `dagster dev -w workspace.yaml`; the same loader must accept the code location."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "MEDLAKE_HOME": str(tmp_path / "home")}
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    out = subprocess.run([dagster, "definitions", "validate", "-w", "workspace.yaml"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "All code locations passed validation" in out.stderr + out.stdout
