@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from medlake.ingest import ingest_batch
+from medlake.ingest.batch import ingest_batch
 from medlake.lake.tables import RESTRICTED_INGEST_TABLES
 from medlake.landing import BatchRef
 from pipelines.partitions import EXPORT_BATCHES

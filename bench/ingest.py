@@ -111,7 +111,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=10_000, help="files per CT batch (512x512)")
     ap.add_argument("--big", type=int, default=100_000, help="files in the re-run / memory batch")
-    ap.add_argument("--big-rows", type=int, default=16, help="pixel rows of the big batch's slices")
+    ap.add_argument("--big-rows", type=int, default=256, help="pixel rows of the big batch's slices (MR-sized)")
     ap.add_argument("--out", default=str(RESULTS / "ingest.json"))
     a = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -166,7 +166,7 @@ def main() -> None:
                          text=True)
     rerun_cli_s = time.perf_counter() - t
     assert cli.returncode == 0 and "Nothing new" in cli.stdout, cli.stdout + cli.stderr
-    from medlake.ingest import pending_batches
+    from medlake.ingest.pending import pending_batches
     from medlake.lake import DeltaStore, Lake
     from medlake.landing import LandingZone
     t = time.perf_counter()

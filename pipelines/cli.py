@@ -53,10 +53,9 @@ def run() -> None:
 
 
 def _run(settings: Settings) -> int:
-    from medlake.ingest import pending_batches
+    from medlake.ingest.pending import pending_batches
     from medlake.lake import DeltaStore, Lake
     from medlake.landing import LandingZone
-    from pipelines.runner import run_pending
 
     try:
         load_registry(settings.program)
@@ -67,6 +66,8 @@ def _run(settings: Settings) -> int:
     if todo == 0:
         console.print(f"Nothing new in the landing zone {s.landing}.")
         return 0
+    from pipelines.runner import run_pending  # Dagster costs a second to import: only when there is work
+
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as bar:
         task = bar.add_task("ingesting export batches", total=todo)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from medlake.ingest import pending_batches
+from medlake.ingest.pending import pending_batches
 from medlake.lake import DeltaStore, Lake
 from medlake.landing import LandingZone
 from medlake.program import load_registry

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from medlake.ingest import pending_batches
+from medlake.ingest.pending import pending_batches
 from pipelines.jobs import INGEST_JOB
 from pipelines.partitions import EXPORT_BATCHES
 from pipelines.resources import LakeResource, LandingResource

@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from medlake.ingest import ingest_batch  # noqa: E402
+from medlake.ingest.batch import ingest_batch  # noqa: E402
 from medlake.lake import DeltaStore, Lake  # noqa: E402
 from medlake.landing import BatchRef, LandingZone  # noqa: E402
 from medlake.program import load_registry  # noqa: E402

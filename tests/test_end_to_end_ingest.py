@@ -7,7 +7,8 @@ from collections import Counter
 
 import pytest
 
-from medlake.ingest import ingest_batch, pending_batches
+from medlake.ingest.batch import ingest_batch
+from medlake.ingest.pending import pending_batches
 from medlake.synth import SynthSpec, generate, load_truth
 
 

@@ -10,7 +10,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 from dicom_factory import ct_bytes, raw_dataset_bytes, write
-from medlake.ingest import pending_batches
+from medlake.ingest.pending import pending_batches
 
 TEAM, DATASET = "ntu", "ccta"
 
@@ -108,7 +108,7 @@ def test_unreadable_file_is_quarantined(lakehouse, tmp_path):
         # Import as root (the interpreter lives under /root), then drop to 'nobody' for the reads.
         script = textwrap.dedent(f"""
             import encodings.utf_8_sig, os
-            from medlake.ingest import ingest_batch
+            from medlake.ingest.batch import ingest_batch
             from medlake.lake import DeltaStore, Lake
             from medlake.landing import BatchRef, LandingZone
             from medlake.program import load_registry

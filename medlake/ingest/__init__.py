@@ -1,6 +1,5 @@
-"""Landing-zone ingestion: catalogue every file of an export batch, refuse bad ones with a reason."""
+"""Landing-zone ingestion: catalogue every file of an export batch, refuse bad ones with a reason.
 
-from medlake.ingest.batch import BatchResult, ingest_batch
-from medlake.ingest.pending import PendingBatch, pending_batches
-
-__all__ = ["BatchResult", "PendingBatch", "ingest_batch", "pending_batches"]
+`medlake.ingest.batch.ingest_batch` does the work; `medlake.ingest.pending.pending_batches` says what
+is new. They are imported from their modules so that a check for new work stays cheap to start.
+"""

@@ -71,19 +71,18 @@ class LandingZone:
 
     def files(self, ref: BatchRef) -> list[LandedFile]:
         """Every regular file of a batch (any depth), sorted by relative path."""
-        base = self.batch_dir(ref)
-        out: list[LandedFile] = []
-        for path, st, link in _walk_files(base):
-            out.append(LandedFile(path, st.st_size, st.st_mtime_ns, link))
-        out.sort(key=lambda f: f.path)
-        return out
+        return [LandedFile(*e) for e in _entries(self.batch_dir(ref))]
 
     def listing_fingerprint(self, ref: BatchRef, files: list[LandedFile] | None = None) -> str:
-        """A digest of the batch's listing (paths, sizes, mtimes): changes when any file does."""
-        h = hashlib.sha256()
-        for f in files if files is not None else self.files(ref):
-            h.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode("utf-8", "surrogateescape"))
-        return h.hexdigest()
+        """A digest of the batch's listing (paths, sizes, mtimes): changes when any file does.
+
+        This runs for every ready batch on every sensor tick and `medlake run`, so it works on
+        plain tuples and hashes one joined string.
+        """
+        entries = ([(f.path, f.size, f.mtime_ns) for f in files] if files is not None
+                   else _entries(self.batch_dir(ref)))
+        text = "".join(f"{e[0]}\0{e[1]}\0{e[2]}\n" for e in entries)
+        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
     def consent_files(self, team: str) -> list[Path]:
         d = self.root / team / CONSENT_DIR
@@ -94,29 +93,42 @@ class LandingZone:
 
 
 def _subdirs(path: Path) -> Iterator[Path]:
+    # Team, dataset and batch folders may be symbolic links (exports staged on another volume);
+    # inside a batch, links are listed and refused instead (see _entries).
     try:
         with os.scandir(path) as it:
-            entries = sorted((e for e in it if e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
+            entries = sorted((e for e in it if e.is_dir()), key=lambda e: e.name)
     except FileNotFoundError:
         return
     for e in entries:
         yield Path(e.path)
 
 
-def _walk_files(base: Path, prefix: str = "") -> Iterator[tuple[str, os.stat_result, bool]]:
-    """Regular files and symbolic links (which ingestion refuses rather than follows) below `base`."""
-    try:
-        it = os.scandir(base)
-    except FileNotFoundError:
-        return
-    with it:
-        for e in it:
-            rel = f"{prefix}{e.name}"
-            if e.is_dir(follow_symlinks=False):
-                if os.access(e.path, os.R_OK | os.X_OK):
-                    yield from _walk_files(Path(e.path), rel + "/")
-                else:
-                    # Listed as an entry of its own, so ingestion records it instead of missing it.
-                    yield rel + "/", e.stat(follow_symlinks=False), False
-            elif e.is_file(follow_symlinks=False) or e.is_symlink():
-                yield rel, e.stat(follow_symlinks=False), e.is_symlink()
+def _entries(base: Path) -> list[tuple[str, int, int, bool]]:
+    """(relative path, size, mtime_ns, is_symlink) of every file below `base`, sorted by path.
+
+    Symbolic links are listed (ingestion refuses them rather than follows them); a folder that
+    cannot be listed is listed itself, so ingestion records it instead of missing what is inside.
+    """
+    out: list[tuple[str, int, int, bool]] = []
+    stack = [(str(base), "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            it = os.scandir(folder)
+        except FileNotFoundError:
+            continue
+        with it:
+            for e in it:
+                rel = prefix + e.name
+                if e.is_dir(follow_symlinks=False):
+                    if os.access(e.path, os.R_OK | os.X_OK):
+                        stack.append((e.path, rel + "/"))
+                        continue
+                    rel += "/"
+                elif not (e.is_file(follow_symlinks=False) or e.is_symlink()):
+                    continue  # sockets, FIFOs: not exportable content
+                st = e.stat(follow_symlinks=False)
+                out.append((rel, st.st_size, st.st_mtime_ns, e.is_symlink()))
+    out.sort()
+    return out

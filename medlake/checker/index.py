@@ -1,0 +1,328 @@
+"""The identifier index: known values (from the vault and the source tables) plus built-in patterns.
+
+Matching rules (what counts as "the same value"):
+
+* Both the identifier and the scanned text are *folded*: Unicode NFKD (full-width digits become
+  ASCII, accents are dropped), case-folded, and every character that is not a letter or a digit is
+  deleted. So ``CHEN^YI-CHUN``, ``Chen Yi-Chun``, ``CHEN YI CHUN`` and ``chen_yi_chun`` are all
+  ``chenyichun``; ``1960-01-01``, ``1960/01/01`` and ``19600101`` are all ``19600101``;
+  ``0912-345-678`` is ``0912345678``.
+* Variants are indexed under the same kind: each ``=`` component group of a DICOM PN and the
+  given-name-first order (``YI-CHUN CHEN``); for dates, the day-first and month-first orders
+  (``01/01/1960``); dates written without zero padding or with 年月日 are recognised by a date
+  parser and looked up in the same set.
+* A folded value is searched as a substring of the folded text (a chart number inside a file name,
+  a name inside free text, 陳怡君 inside a Chinese sentence), with one guard at each end: if the
+  value starts (ends) with a digit, the character before (after) it in the original text must not
+  be a digit; if it starts (ends) with a Latin letter, the neighbour must not be a Latin letter.
+  Ideographs have no guard. This keeps the chart number 12345678 from "matching" inside a UID
+  such as 2.25.9912345678123 or a longer number, while P12345678.dcm still matches.
+* Short values: a folded value of weight < 4 (an ideograph or other wide character weighs 2, any
+  other character 1) is never searched as a substring; it matches only a whole text value that
+  folds to exactly the same thing. A two-character Chinese name (weight 4) is a substring; a
+  three-digit id or a one-ideograph surname is not.
+
+Search is a hash of 4-character prefixes: each position of the folded text costs one dict lookup,
+whatever the number of identifiers (bench: tests/test_checker.py prints the rate).
+
+Built-in patterns, independent of any list (kinds ``national_id_pattern``, ``phone_pattern``,
+``email_pattern``): a Taiwanese national ID (a letter, 1/2 (citizens) or 8/9 (the 2021 resident
+certificate format), eight digits, valid check digit; not inside a longer hex token such as a hash
+or a UUID), a Taiwanese mobile number (09xx-xxx-xxx or +886 9xx..., separators optional; never
+preceded or followed by a digit or a "digit." so UIDs, DS values and date-times do not match), and
+an e-mail address.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+PREFIX = 4          # the hash key length, and the minimum substring weight
+_CACHE_MAX = 200_000
+
+_ASCII_DROP = re.compile(r"[^a-z0-9]+")
+
+# --- folding -----------------------------------------------------------------------------------
+
+_fold_cache: dict[str, str] = {}
+
+
+def _fold_char(c: str) -> str:
+    r = _fold_cache.get(c)
+    if r is None:
+        r = "".join(x for x in unicodedata.normalize("NFKD", c).casefold() if x.isalnum())
+        _fold_cache[c] = r
+    return r
+
+
+def fold(text: str) -> str:
+    """The comparison form of a value: NFKD, case-folded, letters and digits only."""
+    if text.isascii():
+        return _ASCII_DROP.sub("", text.lower())
+    return "".join(map(_fold_char, text))
+
+
+def _fold_map(text: str) -> tuple[str, list[int]]:
+    """The folded text and, for each folded character, the index of the original it came from."""
+    out: list[str] = []
+    where: list[int] = []
+    for i, c in enumerate(text):
+        f = _fold_char(c)
+        for x in f:
+            out.append(x)
+            where.append(i)
+    return "".join(out), where
+
+
+def _is_wide(c: str) -> bool:
+    return unicodedata.east_asian_width(c) in ("W", "F")
+
+
+def weight(folded: str) -> int:
+    if folded.isascii():
+        return len(folded)
+    return sum(2 if _is_wide(c) else 1 for c in folded)
+
+
+def _edge_class(c: str) -> str:
+    """'d' digit, 'l' Latin-like letter, '' no guard (ideographs, kana, hangul...)."""
+    if c.isdigit():
+        return "d"
+    if c.isalpha() and not _is_wide(c):
+        return "l"
+    return ""
+
+
+def _neighbour_class(text: str, i: int) -> str:
+    if i < 0 or i >= len(text):
+        return ""
+    f = _fold_char(text[i])
+    return _edge_class(f[-1]) if f else ""
+
+
+# --- variants ----------------------------------------------------------------------------------
+
+_DATE_FULL = re.compile(r"^\s*(\d{4})[-/.]?(\d{2})[-/.]?(\d{2})(?:[T ].*)?\s*$")
+# Dates inside text, with or without zero padding: 1960-1-1, 1960/01/01, 1960.1.1, 1960年1月1日.
+_DATE_IN_TEXT = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})(?!\d)")
+_DATE_DMY_IN_TEXT = re.compile(r"(?<!\d)(\d{1,2})[-/.](\d{1,2})[-/.](1[89]\d\d|20\d\d)(?!\d)")
+
+
+def _valid_date(y: int, m: int, d: int) -> bool:
+    return 1800 <= y <= 2100 and 1 <= m <= 12 and 1 <= d <= 31
+
+
+def _variants(kind: str, value: str) -> set[str]:
+    """Folded forms of one identifier value."""
+    v = value.strip()
+    out = {fold(v)}
+    m = _DATE_FULL.match(v)
+    if m and _valid_date(int(m[1]), int(m[2]), int(m[3])):
+        y, mo, d = m[1], m[2], m[3]
+        out |= {y + mo + d, d + mo + y, mo + d + y}
+    if "^" in v or "=" in v:                              # DICOM PN: groups and components
+        for group in v.split("="):
+            comps = [c for c in group.split("^") if c.strip()]
+            if comps:
+                out.add(fold("".join(comps)))
+            if len(comps) >= 2:
+                out.add(fold("".join(comps[1:2] + comps[:1] + comps[2:])))
+    elif "name" in kind and " " in v.strip():             # "Chen Yi-Chun" -> "Yi-Chun Chen"
+        parts = v.split()
+        out.add(fold("".join(parts[1:] + parts[:1])))
+    out.discard("")
+    return out
+
+
+# --- built-in patterns -------------------------------------------------------------------------
+
+_ID_LETTERS = dict(zip("ABCDEFGHJKLMNPQRSTUVXYWZIO", range(10, 36)))
+_NATIONAL_ID = re.compile(r"(?<!\d)([A-Za-z])([1289]\d{8})(?!\d)")
+_HEX_TOKEN = re.compile(r"[0-9A-Fa-f]+")
+_PHONE = re.compile(r"(?<!\d)(?<!\d\.)(?:\+?886[-\s]?|0)9\d{2}[-\s]?\d{3}[-\s]?\d{3}(?!\d)(?!\.\d)")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+_DIGIT_RUN8 = re.compile(r"\d{8}")
+
+
+def national_id_valid(letter: str, digits: str) -> bool:
+    code = _ID_LETTERS.get(letter.upper())
+    if code is None or len(digits) != 9 or not digits.isdigit():
+        return False
+    d = [int(c) for c in digits]
+    total = code // 10 + (code % 10) * 9 + sum(x * w for x, w in zip(d[:8], range(8, 0, -1))) + d[8]
+    return total % 10 == 0
+
+
+def _hex_embedded(text: str, start: int, end: int) -> bool:
+    """True when [start, end) lies inside a longer run of hex digits (a hash, a UUID group)."""
+    a, b = start, end
+    while a > 0 and text[a - 1] in "0123456789abcdefABCDEF":
+        a -= 1
+    while b < len(text) and text[b] in "0123456789abcdefABCDEF":
+        b += 1
+    return (b - a) > (end - start) and _HEX_TOKEN.fullmatch(text, a, b) is not None
+
+
+def pattern_kinds(text: str, allowed: frozenset[str] = frozenset()) -> set[str]:
+    kinds: set[str] = set()
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    has_digits = _DIGIT_RUN8.search(text) is not None
+    if has_digits:
+        for m in _NATIONAL_ID.finditer(text):
+            if m.group(0).upper() in allowed:
+                continue
+            if national_id_valid(m[1], m[2]) and not _hex_embedded(text, m.start(), m.end()):
+                kinds.add("national_id_pattern")
+                break
+    # a phone has 9 digits after the leading 0 but may carry separators: test cheaply first
+    if "09" in text or "886" in text:
+        for m in _PHONE.finditer(text):
+            if fold(m.group(0)) not in allowed:
+                kinds.add("phone_pattern")
+                break
+    if "@" in text:
+        for m in _EMAIL.finditer(text):
+            if m.group(0).lower() not in allowed:
+                kinds.add("email_pattern")
+                break
+    return kinds
+
+
+# --- the index ---------------------------------------------------------------------------------
+
+
+class IdentifierIndex:
+    """Known identifier values by kind, searchable in any text; see the module docstring."""
+
+    def __init__(self, patterns: bool = True, allowed_values: Iterable[str] = ()):
+        self._by_prefix: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+        self._exact: dict[str, frozenset[str]] = {}      # short values: whole-value matches only
+        self._dates: dict[str, frozenset[str]] = {}      # YYYYMMDD -> kinds, for the date parser
+        self.patterns = patterns
+        self.allowed: frozenset[str] = frozenset()
+        self._cache: dict[str, tuple[str, ...]] = {}
+        self.size = 0
+        self.set_allowed(allowed_values)
+
+    def set_allowed(self, values: Iterable[str]) -> None:
+        """Values that built-in patterns must not report (a programme contact e-mail, say)."""
+        allowed = set()
+        for v in values:
+            allowed |= {v.strip().lower(), v.strip().upper(), fold(v)}
+        self.allowed = frozenset(allowed)
+        self._cache.clear()
+
+    @classmethod
+    def build(cls, identifiers: Iterable[tuple[str, str]], patterns: bool = True,
+              allowed_values: Iterable[str] = ()) -> IdentifierIndex:
+        """From (kind, value) pairs; empty and None values are skipped, duplicates merged."""
+        self = cls(patterns=patterns, allowed_values=allowed_values)
+        folded: dict[str, set[str]] = {}
+        for kind, value in identifiers:
+            if value is None:
+                continue
+            value = str(value)
+            if not value.strip():
+                continue
+            for f in _variants(kind, value):
+                folded.setdefault(f, set()).add(kind)
+                if len(f) == 8 and f.isdigit() and _valid_date(int(f[:4]), int(f[4:6]), int(f[6:])):
+                    self._dates.setdefault(f, set()).add(kind)  # type: ignore[attr-defined]
+        self._dates = {k: frozenset(v) for k, v in self._dates.items()}
+        by_prefix: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+        exact: dict[str, frozenset[str]] = {}
+        for f, kinds in folded.items():
+            if weight(f) < PREFIX or len(f) < 2:
+                exact[f] = frozenset(kinds)
+                continue
+            # weight >= 4 but fewer than 4 characters (two ideographs): key on what there is
+            key = f[:PREFIX]
+            by_prefix.setdefault(key, []).append((f, tuple(sorted(kinds))))
+        for lst in by_prefix.values():
+            lst.sort(key=lambda t: -len(t[0]))
+        self._by_prefix = by_prefix
+        self._exact = exact
+        self._short_keys = sorted({len(k) for k in by_prefix if len(k) < PREFIX})
+        self.size = len(folded)
+        return self
+
+    # ------------------------------------------------------------------------------------------
+
+    def find(self, text: str) -> list[str]:
+        """The kinds of every identifier (and built-in pattern) found in one text value, sorted."""
+        if not text:
+            return []
+        hit = self._cache.get(text)
+        if hit is None:
+            hit = tuple(sorted(self._find(text)))
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[text] = hit
+        return list(hit)
+
+    def _find(self, text: str) -> set[str]:
+        kinds: set[str] = set()
+        f = fold(text)
+        if f:
+            k = self._exact.get(f)
+            if k:
+                kinds |= k
+            if self._by_prefix:
+                kinds |= self._substrings(text, f)
+        if self._dates and any(c.isdigit() for c in text):
+            for rx, order in ((_DATE_IN_TEXT, (0, 1, 2)), (_DATE_DMY_IN_TEXT, (2, 1, 0))):
+                for m in rx.finditer(text):
+                    y, mo, d = (int(m.group(i + 1)) for i in order)
+                    if _valid_date(y, mo, d):
+                        k = self._dates.get(f"{y:04d}{mo:02d}{d:02d}")
+                        if k:
+                            kinds |= k
+                    if order == (2, 1, 0):   # also month-first: 01/31/1960
+                        k = self._dates.get(f"{y:04d}{d:02d}{mo:02d}") if _valid_date(y, d, mo) else None
+                        if k:
+                            kinds |= k
+        if self.patterns:
+            kinds |= pattern_kinds(text, self.allowed)
+        return kinds
+
+    def _substrings(self, text: str, f: str) -> set[str]:
+        get = self._by_prefix.get
+        cands: list[tuple[int, str, tuple[str, ...]]] = []
+        n = len(f)
+        for p in range(n - PREFIX + 1):
+            lst = get(f[p:p + PREFIX])
+            if lst:
+                for v, kinds in lst:
+                    if f.startswith(v, p):
+                        cands.append((p, v, kinds))
+        for L in self._short_keys:                 # two- or three-ideograph names
+            for p in range(n - L + 1):
+                lst = get(f[p:p + L])
+                if lst:
+                    for v, kinds in lst:
+                        if len(v) == L:
+                            cands.append((p, v, kinds))
+        if not cands:
+            return set()
+        folded, where = _fold_map(text)
+        if folded != f:                            # cannot happen; be safe rather than wrong
+            return {k for _, _, ks in cands for k in ks}
+        out: set[str] = set()
+        for p, v, kinds in cands:
+            start, end = where[p], where[p + len(v) - 1] + 1
+            first, last = _edge_class(v[0]), _edge_class(v[-1])
+            if first and _neighbour_class(text, start - 1) == first:
+                continue
+            if last and _neighbour_class(text, end) == last:
+                continue
+            out.update(kinds)
+        return out
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __repr__(self) -> str:   # never the values
+        return f"IdentifierIndex({self.size} folded values, patterns={self.patterns})"
