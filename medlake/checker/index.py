@@ -4,26 +4,30 @@ Matching rules (what counts as "the same value"):
 
 * Both the identifier and the scanned text are *folded*: Unicode NFKD (full-width digits become
   ASCII, accents are dropped), case-folded, and every character that is not a letter or a digit is
-  deleted. So ``CHEN^YI-CHUN``, ``Chen Yi-Chun``, ``CHEN YI CHUN`` and ``chen_yi_chun`` are all
-  ``chenyichun``; ``1960-01-01``, ``1960/01/01`` and ``19600101`` are all ``19600101``;
-  ``0912-345-678`` is ``0912345678``.
+  deleted, except a "." between two digits (UIDs, decimals) and "\\" (the DICOM value separator),
+  which stay. So ``CHEN^YI-CHUN``, ``Chen Yi-Chun``, ``CHEN YI CHUN`` and ``chen_yi_chun`` are all
+  ``chenyichun``, while ``45.957\\58.290`` never becomes one long number.
 * Variants are indexed under the same kind: each ``=`` component group of a DICOM PN and the
-  given-name-first order (``YI-CHUN CHEN``); for dates, the day-first and month-first orders
-  (``01/01/1960``); dates written without zero padding or with 年月日 are recognised by a date
-  parser and looked up in the same set.
+  given-name-first order (``YI-CHUN CHEN``); for dates YYYYMMDD and the day-first and month-first
+  orders. A date parser recognises dates in text (1960-01-01, 1960/1/1, 1960.01.01, 1960年1月1日,
+  01/01/1960) and looks them up; a digit-only value written in dash/space/slash groups
+  (1234-5678, 0912 345 678) is looked up whole.
 * A folded value is searched as a substring of the folded text (a chart number inside a file name,
-  a name inside free text, 陳怡君 inside a Chinese sentence), with one guard at each end: if the
-  value starts (ends) with a digit, the character before (after) it in the original text must not
-  be a digit; if it starts (ends) with a Latin letter, the neighbour must not be a Latin letter.
-  Ideographs have no guard. This keeps the chart number 12345678 from "matching" inside a UID
-  such as 2.25.9912345678123 or a longer number, while P12345678.dcm still matches.
+  a name inside free text, 陳怡君 inside a Chinese sentence), with guards: if the value starts
+  (ends) with a digit, the character before (after) it in the original text must not be a digit;
+  if it starts (ends) with a Latin letter, that neighbour must not be a Latin letter (ideographs
+  have no guard); a digit-only value must appear as written (contiguous digits); and a match inside
+  a hex token of 12 or more characters (a hash, a UUID group) is a coincidence, not a finding. So
+  the chart number 12345678 is found in P12345678.dcm but not in 2.25.9912345678123.
 * Short values: a folded value of weight < 4 (an ideograph or other wide character weighs 2, any
   other character 1) is never searched as a substring; it matches only a whole text value that
   folds to exactly the same thing. A two-character Chinese name (weight 4) is a substring; a
   three-digit id or a one-ideograph surname is not.
 
-Search is a hash of 4-character prefixes: each position of the folded text costs one dict lookup,
-whatever the number of identifiers (bench: tests/test_checker.py prints the rate).
+Search: values are hashed on their last 8 folded characters (4 for values of 4..7 characters); the
+text's 8- and 4-character slices are intersected with those keys at C speed, and only hits are
+verified, so the cost per value hardly depends on the number of identifiers (tests/test_checker.py
+prints the rate). Results are cached per distinct text value.
 
 Built-in patterns, independent of any list (kinds ``national_id_pattern``, ``phone_pattern``,
 ``email_pattern``): a Taiwanese national ID (a letter, 1/2 (citizens) or 8/9 (the 2021 resident
@@ -42,7 +46,8 @@ from collections.abc import Iterable
 PREFIX = 4          # the hash key length, and the minimum substring weight
 _CACHE_MAX = 200_000
 
-_ASCII_DROP = re.compile(r"[^a-z0-9]+")
+_ASCII_DROP = re.compile(r"[^a-z0-9.\\]+")
+_ASCII_DOT = re.compile(r"(?<![0-9])\.|\.(?![0-9])")
 
 # --- folding -----------------------------------------------------------------------------------
 
@@ -50,26 +55,39 @@ _fold_cache: dict[str, str] = {}
 
 
 def _fold_char(c: str) -> str:
+    """Letters and digits of one character; "." and "\\" are returned as themselves."""
     r = _fold_cache.get(c)
     if r is None:
-        r = "".join(x for x in unicodedata.normalize("NFKD", c).casefold() if x.isalnum())
+        n = unicodedata.normalize("NFKD", c)
+        if n in (".", "\\"):
+            r = n
+        else:
+            r = "".join(x for x in n.casefold() if x.isalnum())
         _fold_cache[c] = r
     return r
 
 
 def fold(text: str) -> str:
-    """The comparison form of a value: NFKD, case-folded, letters and digits only."""
+    """The comparison form of a value: NFKD, case-folded, letters and digits only, except that a
+    "." between two digits (UIDs, decimals) and every "\\" (DICOM value separator) are kept, so that
+    no match can glue 45.957\\58.290 into one number."""
     if text.isascii():
-        return _ASCII_DROP.sub("", text.lower())
-    return "".join(map(_fold_char, text))
+        return _ASCII_DROP.sub("", _ASCII_DOT.sub("", text.lower()))
+    return _fold_map(text)[0]
 
 
 def _fold_map(text: str) -> tuple[str, list[int]]:
     """The folded text and, for each folded character, the index of the original it came from."""
     out: list[str] = []
     where: list[int] = []
-    for i, c in enumerate(text):
-        f = _fold_char(c)
+    folded = [_fold_char(c) for c in text]
+    n = len(text)
+    for i, f in enumerate(folded):
+        if f == ".":
+            prev = folded[i - 1] if i > 0 else ""
+            nxt = folded[i + 1] if i + 1 < n else ""
+            if not (prev[-1:].isdigit() and nxt[:1].isdigit()):
+                continue
         for x in f:
             out.append(x)
             where.append(i)
@@ -106,7 +124,7 @@ def _neighbour_class(text: str, i: int) -> str:
 
 _DATE_FULL = re.compile(r"^\s*(\d{4})[-/.]?(\d{2})[-/.]?(\d{2})(?:[T ].*)?\s*$")
 # Dates inside text, with or without zero padding: 1960-1-1, 1960/01/01, 1960.1.1, 1960年1月1日.
-_DATE_IN_TEXT = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})(?!\d)")
+_DATE_IN_TEXT = re.compile(r"(?<![\d.])(1[89]\d\d|20\d\d)(?:\s*[-/.年]\s*|\s+)(\d{1,2})(?:\s*[-/.月]\s*|\s+)(\d{1,2})(?!\d)(?!\.\d)")
 _DATE_DMY_IN_TEXT = re.compile(r"(?<!\d)(\d{1,2})[-/.](\d{1,2})[-/.](1[89]\d\d|20\d\d)(?!\d)")
 
 
@@ -155,14 +173,16 @@ def national_id_valid(letter: str, digits: str) -> bool:
     return total % 10 == 0
 
 
-def _hex_embedded(text: str, start: int, end: int) -> bool:
-    """True when [start, end) lies inside a longer run of hex digits (a hash, a UUID group)."""
+def _in_hash_token(text: str, start: int, end: int) -> bool:
+    """True when [start, end) is part of a longer letters-and-digits token that is all hex digits
+    and at least 12 long: a hash, a UUID group, a hex file name. A coincidence, not an identifier."""
     a, b = start, end
-    while a > 0 and text[a - 1] in "0123456789abcdefABCDEF":
+    n = len(text)
+    while a > 0 and text[a - 1].isalnum():
         a -= 1
-    while b < len(text) and text[b] in "0123456789abcdefABCDEF":
+    while b < n and text[b].isalnum():
         b += 1
-    return (b - a) > (end - start) and _HEX_TOKEN.fullmatch(text, a, b) is not None
+    return (b - a) > (end - start) and (b - a) >= 12 and _HEX_TOKEN.fullmatch(text, a, b) is not None
 
 
 def pattern_kinds(text: str, allowed: frozenset[str] = frozenset()) -> set[str]:
@@ -174,13 +194,13 @@ def pattern_kinds(text: str, allowed: frozenset[str] = frozenset()) -> set[str]:
         for m in _NATIONAL_ID.finditer(text):
             if m.group(0).upper() in allowed:
                 continue
-            if national_id_valid(m[1], m[2]) and not _hex_embedded(text, m.start(), m.end()):
+            if national_id_valid(m[1], m[2]) and not _in_hash_token(text, m.start(), m.end()):
                 kinds.add("national_id_pattern")
                 break
     # a phone has 9 digits after the leading 0 but may carry separators: test cheaply first
     if "09" in text or "886" in text:
         for m in _PHONE.finditer(text):
-            if fold(m.group(0)) not in allowed:
+            if fold(m.group(0)) not in allowed and not _in_hash_token(text, m.start(), m.end()):
                 kinds.add("phone_pattern")
                 break
     if "@" in text:
@@ -194,12 +214,29 @@ def pattern_kinds(text: str, allowed: frozenset[str] = frozenset()) -> set[str]:
 # --- the index ---------------------------------------------------------------------------------
 
 
+_DIGIT_GROUPS = re.compile(r"(?<![0-9A-Za-z])\d+(?:[-\s/]\d+)+(?![0-9A-Za-z])")
+_SHORT_KEY, _LONG_KEY = 4, 8
+_ANY_DIGIT = re.compile(r"\d")
+
+
+def _grams(f: str, k: int):
+    """Every k-character slice of f, lazily, at C speed."""
+    n = len(f)
+    return map(f.__getitem__, map(slice, range(n - k + 1), range(k, n + 1)))
+
+
 class IdentifierIndex:
     """Known identifier values by kind, searchable in any text; see the module docstring."""
 
     def __init__(self, patterns: bool = True, allowed_values: Iterable[str] = ()):
-        self._by_prefix: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+        # Values are keyed on their last 8 (or, for 4..7 long values, 4) folded characters: the
+        # tails of UIDs, dates and chart numbers are far more distinctive than their heads.
+        self._long: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+        self._short: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+        self._wide: dict[str, tuple[str, ...]] = {}       # 2-3 ideograph values (weight >= 4)
+        self._wide_lengths: tuple[int, ...] = ()
         self._exact: dict[str, frozenset[str]] = {}      # short values: whole-value matches only
+        self._digits: dict[str, frozenset[str]] = {}     # digit-only values, for 1234-5678 forms
         self._dates: dict[str, frozenset[str]] = {}      # YYYYMMDD -> kinds, for the date parser
         self.patterns = patterns
         self.allowed: frozenset[str] = frozenset()
@@ -229,23 +266,25 @@ class IdentifierIndex:
                 continue
             for f in _variants(kind, value):
                 folded.setdefault(f, set()).add(kind)
-                if len(f) == 8 and f.isdigit() and _valid_date(int(f[:4]), int(f[4:6]), int(f[6:])):
-                    self._dates.setdefault(f, set()).add(kind)  # type: ignore[attr-defined]
-        self._dates = {k: frozenset(v) for k, v in self._dates.items()}
-        by_prefix: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
-        exact: dict[str, frozenset[str]] = {}
+        dates: dict[str, set[str]] = {}
         for f, kinds in folded.items():
-            if weight(f) < PREFIX or len(f) < 2:
-                exact[f] = frozenset(kinds)
-                continue
-            # weight >= 4 but fewer than 4 characters (two ideographs): key on what there is
-            key = f[:PREFIX]
-            by_prefix.setdefault(key, []).append((f, tuple(sorted(kinds))))
-        for lst in by_prefix.values():
-            lst.sort(key=lambda t: -len(t[0]))
-        self._by_prefix = by_prefix
-        self._exact = exact
-        self._short_keys = sorted({len(k) for k in by_prefix if len(k) < PREFIX})
+            kt = tuple(sorted(kinds))
+            if f.isdigit():
+                self._digits[f] = frozenset(kinds)
+                if len(f) == 8 and _valid_date(int(f[:4]), int(f[4:6]), int(f[6:])):
+                    dates.setdefault(f, set()).update(kinds)
+            if weight(f) < PREFIX:
+                self._exact[f] = frozenset(kinds)
+            elif len(f) >= _LONG_KEY:
+                self._long.setdefault(f[-_LONG_KEY:], []).append((f, kt))
+            elif len(f) >= _SHORT_KEY:
+                self._short.setdefault(f[-_SHORT_KEY:], []).append((f, kt))
+            else:
+                self._wide[f] = kt
+        self._dates = {k: frozenset(v) for k, v in dates.items()}
+        self._long_keys = frozenset(self._long)
+        self._short_keys = frozenset(self._short)
+        self._wide_lengths = tuple(sorted({len(k) for k in self._wide}))
         self.size = len(folded)
         return self
 
@@ -270,41 +309,56 @@ class IdentifierIndex:
             k = self._exact.get(f)
             if k:
                 kinds |= k
-            if self._by_prefix:
-                kinds |= self._substrings(text, f)
-        if self._dates and any(c.isdigit() for c in text):
-            for rx, order in ((_DATE_IN_TEXT, (0, 1, 2)), (_DATE_DMY_IN_TEXT, (2, 1, 0))):
-                for m in rx.finditer(text):
-                    y, mo, d = (int(m.group(i + 1)) for i in order)
-                    if _valid_date(y, mo, d):
-                        k = self._dates.get(f"{y:04d}{mo:02d}{d:02d}")
-                        if k:
-                            kinds |= k
-                    if order == (2, 1, 0):   # also month-first: 01/31/1960
-                        k = self._dates.get(f"{y:04d}{d:02d}{mo:02d}") if _valid_date(y, d, mo) else None
-                        if k:
-                            kinds |= k
+            kinds |= self._substrings(text, f)
+        if self._digits and _ANY_DIGIT.search(text):
+            for m in _DIGIT_GROUPS.finditer(text):
+                k = self._digits.get(fold(m.group(0)))
+                if k:
+                    kinds |= k
+            if self._dates:
+                for rx, order in ((_DATE_IN_TEXT, (0, 1, 2)), (_DATE_DMY_IN_TEXT, (2, 1, 0))):
+                    for m in rx.finditer(text):
+                        y, mo, d = (int(m.group(i + 1)) for i in order)
+                        if _valid_date(y, mo, d):
+                            k = self._dates.get(f"{y:04d}{mo:02d}{d:02d}")
+                            if k:
+                                kinds |= k
+                        if order == (2, 1, 0) and _valid_date(y, d, mo):   # month-first: 01/31/1960
+                            k = self._dates.get(f"{y:04d}{d:02d}{mo:02d}")
+                            if k:
+                                kinds |= k
         if self.patterns:
             kinds |= pattern_kinds(text, self.allowed)
         return kinds
 
+    def _candidates(self, f: str) -> list[tuple[int, str, tuple[str, ...]]]:
+        """(start, folded value, kinds) of every indexed value occurring in the folded text."""
+        out: list[tuple[int, str, tuple[str, ...]]] = []
+        for keys, table, k in ((self._long_keys, self._long, _LONG_KEY), (self._short_keys, self._short, _SHORT_KEY)):
+            if not keys or len(f) < k:
+                continue
+            if keys.isdisjoint(_grams(f, k)):
+                continue
+            for key in keys.intersection(_grams(f, k)):
+                end = f.find(key)
+                while end != -1:
+                    stop = end + k
+                    for v, kt in table[key]:
+                        st = stop - len(v)
+                        if st >= 0 and f.startswith(v, st):
+                            out.append((st, v, kt))
+                    end = f.find(key, end + 1)
+        if self._wide_lengths and not f.isascii():
+            for L in self._wide_lengths:
+                for key in self._wide.keys() & set(_grams(f, L)):
+                    p = f.find(key)
+                    while p != -1:
+                        out.append((p, key, self._wide[key]))
+                        p = f.find(key, p + 1)
+        return out
+
     def _substrings(self, text: str, f: str) -> set[str]:
-        get = self._by_prefix.get
-        cands: list[tuple[int, str, tuple[str, ...]]] = []
-        n = len(f)
-        for p in range(n - PREFIX + 1):
-            lst = get(f[p:p + PREFIX])
-            if lst:
-                for v, kinds in lst:
-                    if f.startswith(v, p):
-                        cands.append((p, v, kinds))
-        for L in self._short_keys:                 # two- or three-ideograph names
-            for p in range(n - L + 1):
-                lst = get(f[p:p + L])
-                if lst:
-                    for v, kinds in lst:
-                        if len(v) == L:
-                            cands.append((p, v, kinds))
+        cands = self._candidates(f)
         if not cands:
             return set()
         folded, where = _fold_map(text)
@@ -317,6 +371,10 @@ class IdentifierIndex:
             if first and _neighbour_class(text, start - 1) == first:
                 continue
             if last and _neighbour_class(text, end) == last:
+                continue
+            if v.replace(".", "").isdigit() and end - start != len(v):
+                continue                           # digits only as written: 12345678, not 1234-5678
+            if _in_hash_token(text, start, end):
                 continue
             out.update(kinds)
         return out

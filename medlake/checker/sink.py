@@ -16,6 +16,8 @@ def text_runs(data: bytes) -> list[str]:
     if not data:
         return []
     try:
+        if len(data) > 65536:
+            raise UnicodeDecodeError("utf-8", b"", 0, 1, "large: take runs")
         s = data.decode("utf-8")
         if sum(c.isprintable() or c in "\r\n\t" for c in s) >= 0.9 * len(s):
             return [s]
