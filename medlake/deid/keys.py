@@ -53,6 +53,11 @@ class DeidKeys:
         """"PSN-" + 20 base32 characters (100 bits): fits PatientID (LO) and PatientName (PN)."""
         return "PSN-" + self._b32(self._mac("patient", team, patient_id), 20)
 
+    def opaque_id(self, purpose: str, *parts: str) -> str:
+        """A 20-character keyed id for things that need a stable, meaningless name (batches, slides,
+        annotation files, readers): the same inputs give the same id, nothing links it back."""
+        return self._b32(self._mac("opaque:" + purpose, *parts), 20)
+
     def accession(self, team: str, value: str) -> str:
         """16 characters: fits AccessionNumber (SH)."""
         return "ACC-" + self._b32(self._mac("accession", team, value), 12)
