@@ -2,9 +2,9 @@
 
 import sys
 
-from bench import ingest
+from bench import deface, deid, ingest
 
-BENCHES = {"ingest": ingest.main}
+BENCHES = {"ingest": ingest.main, "deid": deid.main, "deface": deface.main}
 
 if __name__ == "__main__":
     args = sys.argv[1:]

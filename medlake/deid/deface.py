@@ -77,11 +77,11 @@ def _normalise(img: sitk.Image, modality: str) -> sitk.Image:
     if modality == "CT":
         # Soft tissue and bone apart from air; metal and padding (-2048, -3024) clipped away.
         img = sitk.Clamp(img, sitk.sitkFloat32, -1000.0, 1500.0)
-        return (img + 1000.0) / 2500.0
+        return sitk.Cast((img + 1000.0) / 2500.0, sitk.sitkFloat32)
     arr = sitk.GetArrayViewFromImage(img)
     hi = float(np.percentile(arr[arr > 0], 99.5)) if np.any(arr > 0) else 1.0
     img = sitk.Clamp(img, sitk.sitkFloat32, 0.0, hi)
-    return img / max(hi, 1e-6)
+    return sitk.Cast(img / max(hi, 1e-6), sitk.sitkFloat32)
 
 
 def _head_mask(img01: sitk.Image) -> sitk.Image:

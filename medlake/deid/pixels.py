@@ -289,10 +289,13 @@ def encode_frames(ds: Dataset, frames: np.ndarray) -> str:
     return str(ds.file_meta.TransferSyntaxUID)
 
 
-def _blank_value(frames: np.ndarray, pi: str):
+def _blank_value(frames: np.ndarray, pi: str, bits_stored: int):
+    """Black as displayed; the image minimum for signed data, whose true black is off the scale."""
     if frames.ndim == 4:
         return 0
-    return frames.max() if pi == "MONOCHROME1" else frames.min()
+    if pi == "MONOCHROME1":
+        return (1 << bits_stored) - 1 if frames.dtype.kind == "u" else frames.max()
+    return 0 if frames.dtype.kind == "u" else frames.min()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,7 +343,7 @@ def clean_pixels(ds: Dataset, modality: str, rules=DEFAULT_RULES, detect: bool =
         raise PixelError("burned_in_text_unlocated",
                          f"{modality} object needs cleaning ({reason}) but no rule or detection locates its text")
     pi = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-    value = _blank_value(frames, pi)
+    value = _blank_value(frames, pi, int(ds.get("BitsStored", frames.dtype.itemsize * 8)))
     for x0, y0, x1, y1 in boxes:
         frames[:, y0:y1, x0:x1] = value
     ts = encode_frames(ds, frames)

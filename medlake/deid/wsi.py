@@ -146,8 +146,8 @@ def strip_label_and_macro(src: Path, dst: Path) -> WsiResult:
 
 
 def _write(fh, plan, dst: Path, bo: str, bigtiff: bool) -> None:
-    off_fmt, off_type, off_size = ("Q", 16, 8) if bigtiff else ("I", 4, 4)
-    entry_size, count_fmt, inline = (20, "Q", 8) if bigtiff else (12, "H", 4)
+    off_fmt, off_type = ("Q", 16) if bigtiff else ("I", 4)
+    count_fmt, inline = ("Q", 8) if bigtiff else ("H", 4)
     with open(dst, "wb") as out:
         if bigtiff:
             out.write((b"II" if bo == "<" else b"MM") + struct.pack(bo + "HHHQ", 43, 8, 0, 0))

@@ -205,8 +205,9 @@ def _dicom(run: _Run, instances: pa.Table) -> None:
 
 def _dst(run: _Run, row: dict) -> Path:
     k = run.keys
-    return (run.rel_root / k.uid(row["study_instance_uid"]) / k.uid(row["series_instance_uid"])
-            / f"{k.uid(row['sop_instance_uid'])}.dcm")
+    folder = run.rel_root / k.uid(row["study_instance_uid"]) / k.uid(row["series_instance_uid"])
+    (run.lake_root / folder).mkdir(parents=True, exist_ok=True)
+    return folder / f"{k.uid(row['sop_instance_uid'])}.dcm"
 
 
 def _one_object(run: _Run, row: dict) -> None:
