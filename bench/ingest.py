@@ -58,12 +58,15 @@ instance = dagster_instance(settings)
 defs = build_definitions(settings)
 if key not in instance.get_dynamic_partitions("export_batch"):
     instance.add_dynamic_partitions("export_batch", [key])
-job = defs.resolve_job_def("ingest_batch")
+job = defs.resolve_job_def("process_export_batch")
 if go != "-":
     while not os.path.exists(go):
         time.sleep(0.01)
 t0 = time.time()
-r = job.execute_in_process(partition_key=key, instance=instance,
+import dagster as dg
+ingestion = [k for k in defs.resolve_all_asset_keys() if k.path[0] == "restricted" and k.path[1] in
+             ("landed_files", "source_instances", "source_slides", "source_cases", "quarantine", "batches")]
+r = job.execute_in_process(partition_key=key, instance=instance, asset_selection=ingestion,
                            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
 t1 = time.time()
 print(json.dumps({"ok": r.success, "start": t0, "end": t1,

@@ -3,7 +3,8 @@
 import dagster as dg
 
 INGEST_JOB = dg.define_asset_job(
-    "ingest_batch",
-    selection=dg.AssetSelection.groups("ingestion"),
-    description="Catalogue one export batch (a partition of export_batch) into the restricted zone.",
+    "process_export_batch",
+    selection=dg.AssetSelection.groups("ingestion", "deid"),
+    description="One export batch (a partition of export_batch): catalogue it into the restricted zone, "
+                "de-identify it into the deid zone, and check the result for identifiers.",
 )

@@ -46,8 +46,11 @@ def _load(path: str) -> Registry:
 
 
 def resources_from(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    from pipelines.keys import SecretKeyResource
+
     s = settings.absolute()
     return {
+        "secret": SecretKeyResource(),
         "landing": LandingResource(root=s.landing),
         "lake": LakeResource(root=s.lake),
         "registry": RegistryResource(path=s.program),

@@ -61,7 +61,7 @@ def run_pending(
     new = sorted({p.ref.key for p in pending} - known)
     if new:
         instance.add_dynamic_partitions("export_batch", new)
-    job = defs.resolve_job_def("ingest_batch")
+    job = defs.resolve_job_def("process_export_batch")
     report = RunReport()
     for p in pending:
         if on_batch_start:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,9 @@ from medlake.landing import BatchRef, LandingZone  # noqa: E402
 from medlake.program import load_registry  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+TEST_SECRET_KEY = "medlake-test-key-0123456789abcdef0123456789"
+# Assets read the key from the environment, as in production; tests that need it absent remove it.
+os.environ.setdefault("MEDLAKE_SECRET_KEY", TEST_SECRET_KEY)
 REGISTRY_PATH = REPO / "config" / "program.yaml"
 
 

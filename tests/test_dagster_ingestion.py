@@ -31,7 +31,7 @@ def test_definitions_load_with_assets_job_and_sensor(lakehouse):
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
     assert {"restricted/landed_files", "restricted/source_instances", "restricted/source_cases",
             "restricted/quarantine", "restricted/batches"} <= keys
-    assert defs.resolve_job_def("ingest_batch") is not None
+    assert defs.resolve_job_def("process_export_batch") is not None
     assert defs.resolve_sensor_def("landing_sensor") is not None
 
 
@@ -57,7 +57,7 @@ def test_job_ingests_a_batch_partition_and_reports_counts_without_identifiers(la
     defs = _defs(lh)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(EXPORT_BATCHES.name, ["tvgh/liver-ct/b1"])
-        job = defs.resolve_job_def("ingest_batch")
+        job = defs.resolve_job_def("process_export_batch")
         result = job.execute_in_process(partition_key="tvgh/liver-ct/b1", instance=instance)
         assert result.success
         mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}

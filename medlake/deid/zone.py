@@ -317,10 +317,11 @@ def _slides(run: _Run, slides: pa.Table, patient_of: _PatientIndex) -> None:
         run.slides.append({
             "team": run.ref.team, "dataset": run.ref.dataset, "batch_ref": run.batch_ref, "slide_id": slide_id,
             "study_instance_uid": run.keys.uid(study) if study else None,
-            "levels": int(getattr(result, "levels", row["levels"]) or row["levels"]),
+            "levels": len(result.levels),
             "object_path": rel.as_posix(), "sha256": digest, "size": dst.stat().st_size,
         })
-        run.record(slide_id, "wsi", (Option.CLEAN_PIXEL_DATA,), {"label_macro_removed": 1})
+        run.record(slide_id, "wsi", (Option.CLEAN_PIXEL_DATA,),
+                   {"pages_dropped": len(result.dropped), "tags_removed": result.tags_removed})
         run.result.slides += 1
 
 

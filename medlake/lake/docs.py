@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from medlake.lake.tables import RESTRICTED_INGEST_TABLES, TableDef
+from medlake.lake.tables import DEID_QUARANTINE, DEID_TABLES, RESTRICTED_INGEST_TABLES, VAULT, TableDef
 
-ALL_TABLES: tuple[TableDef, ...] = RESTRICTED_INGEST_TABLES
+ALL_TABLES: tuple[TableDef, ...] = RESTRICTED_INGEST_TABLES + (VAULT, DEID_QUARANTINE) + DEID_TABLES
 
 
 def render(tables: tuple[TableDef, ...] = ALL_TABLES) -> str:

@@ -193,3 +193,133 @@ BATCHES = TableDef(
 )
 
 RESTRICTED_INGEST_TABLES = (LANDED_FILES, SOURCE_INSTANCES, SOURCE_SLIDES, SOURCE_CASES, QUARANTINE, BATCHES)
+
+# --- de-identification -------------------------------------------------------------------------
+
+VAULT = TableDef(
+    zone="restricted",
+    name="vault",
+    doc="The pseudonym vault: which patient each pseudonym stands for, per team. It is what lets a "
+        "withdrawal reach de-identified data; it never leaves the restricted zone.",
+    keys=("team", "patient_id"),
+    partition_by=("team",),
+    columns=(
+        _c("team", _STR, "team id", False),
+        _c("patient_id", _STR, "hospital patient id (identifier)", False),
+        _c("pseudonym", _STR, "the patient's pseudonym in every de-identified output", False),
+        _c("date_shift_days", pa.int32(), "days added to every date of this patient (negative)", False),
+        _c("key_check", _STR, "fingerprint of the secret key that derived the pseudonym; a run with "
+                              "another key is refused", False),
+        _c("first_batch", _STR, "the batch that first brought the patient", False),
+        _c("recorded_at", _TS, "when the row was written", False),
+    ),
+)
+
+DEID_QUARANTINE = TableDef(
+    zone="restricted",
+    name="deid_quarantine",
+    doc="Objects that could not be de-identified safely (undecodable pixels, text that cannot be "
+        "located, volumes that cannot be defaced...): they are never shipped.",
+    keys=("team", "dataset", "batch", "path", "reason_code"),
+    partition_by=("team",),
+    columns=_BATCH_KEY + (
+        _c("path", _STR, "file relative to the batch folder", False),
+        _c("reason_code", _STR, "machine-readable reason", False),
+        _c("message", _STR, "what went wrong, free of identifier values", False),
+        _c("detected_at", _TS, "when", False),
+    ),
+)
+
+_DEID_KEY = (
+    _c("team", _STR, "team id", False),
+    _c("dataset", _STR, "dataset id", False),
+    _c("batch_ref", _STR, "keyed pseudonym of the export batch (batch folder names are hospital text)", False),
+)
+
+INSTANCES = TableDef(
+    zone="deid",
+    name="instances",
+    doc="One row per de-identified DICOM object, read back from the de-identified file itself.",
+    keys=("team", "dataset", "sop_instance_uid"),
+    partition_by=("team",),
+    columns=_DEID_KEY + (
+        _c("patient_pseudonym", _STR, "PatientID of the de-identified object", False),
+        _c("study_instance_uid", _STR, "keyed 2.25 UID", False),
+        _c("series_instance_uid", _STR, "keyed 2.25 UID", False),
+        _c("sop_instance_uid", _STR, "keyed 2.25 UID", False),
+        _c("sop_class_uid", _STR, "SOP class (not remapped)", False),
+        _c("kind", _STR, "dicom_image, dicom_waveform, rtstruct, seg, sr, presentation_state, kos", False),
+        _c("modality", _STR, "Modality"),
+        _c("transfer_syntax_uid", _STR, "transfer syntax of the de-identified file", False),
+        _c("rows", pa.int32(), "Rows"),
+        _c("columns", pa.int32(), "Columns"),
+        _c("number_of_frames", pa.int32(), "NumberOfFrames"),
+        _c("study_date", pa.date32(), "StudyDate, shifted by the patient's date shift"),
+        _c("patient_sex", _STR, "PatientSex (retained patient characteristic)"),
+        _c("patient_age", _STR, "PatientAge as written (ages above 89 grouped as 090Y)"),
+        _c("manufacturer", _STR, "Manufacturer"),
+        _c("manufacturer_model_name", _STR, "ManufacturerModelName"),
+        _c("body_part_examined", _STR, "BodyPartExamined"),
+        _c("pixel_spacing_row", pa.float64(), "mm"),
+        _c("pixel_spacing_col", pa.float64(), "mm"),
+        _c("slice_thickness", pa.float64(), "mm"),
+        _c("burned_in_annotation", _STR, "BurnedInAnnotation after cleaning"),
+        _c("frame_of_reference_uid", _STR, "keyed 2.25 UID"),
+        _c("pixels_cleaned", pa.bool_(), "burned-in text was blanked", False),
+        _c("defaced", pa.bool_(), "face voxels were replaced with air", False),
+        _c("object_path", _STR, "the file, relative to the lake root", False),
+        _c("sha256", _STR, "sha256 of the de-identified file", False),
+        _c("size", pa.int64(), "bytes", False),
+    ),
+)
+
+SLIDES = TableDef(
+    zone="deid",
+    name="slides",
+    doc="De-identified whole-slide images: label and macro images removed, metadata stripped.",
+    keys=("team", "dataset", "slide_id"),
+    partition_by=("team",),
+    columns=_DEID_KEY + (
+        _c("slide_id", _STR, "keyed id of the slide", False),
+        _c("study_instance_uid", _STR, "keyed 2.25 UID of the study the slide belongs to"),
+        _c("levels", pa.int32(), "pyramid levels kept", False),
+        _c("object_path", _STR, "the file, relative to the lake root", False),
+        _c("sha256", _STR, "sha256 of the de-identified file", False),
+        _c("size", pa.int64(), "bytes", False),
+    ),
+)
+
+ANNOTATION_FILES = TableDef(
+    zone="deid",
+    name="annotation_files",
+    doc="De-identified non-DICOM annotation files (AIM XML, masks, label sheets as CSV).",
+    keys=("team", "dataset", "object_path"),
+    partition_by=("team",),
+    columns=_DEID_KEY + (
+        _c("kind", _STR, "aim, mask_image or label_sheet", False),
+        _c("targets", pa.list_(_STR), "keyed UIDs or case pseudonyms the file refers to", False),
+        _c("object_path", _STR, "the file, relative to the lake root", False),
+        _c("sha256", _STR, "sha256 of the de-identified file", False),
+        _c("size", pa.int64(), "bytes", False),
+    ),
+)
+
+DEID_AUDIT = TableDef(
+    zone="deid",
+    name="deid_audit",
+    doc="What de-identification did to every object: options applied and actions counted. No values.",
+    keys=("team", "dataset", "object_id"),
+    partition_by=("team",),
+    columns=_DEID_KEY + (
+        _c("object_id", _STR, "the object's new SOP Instance UID, slide id or file name", False),
+        _c("object_kind", _STR, "landed-file kind", False),
+        _c("options", pa.list_(_STR), "PS3.15 options applied", False),
+        _c("actions", _STR, "JSON object: action -> count", False),
+        _c("fast_path", pa.bool_(), "pixel data copied byte for byte without decoding", False),
+        _c("pixels_cleaned", pa.bool_(), "burned-in text blanked", False),
+        _c("defaced", pa.bool_(), "face removed", False),
+        _c("processed_at", _TS, "when", False),
+    ),
+)
+
+DEID_TABLES = (INSTANCES, SLIDES, ANNOTATION_FILES, DEID_AUDIT)

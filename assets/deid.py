@@ -1,0 +1,91 @@
+"""De-identification assets: one catalogued export batch into the deid zone, then the independent
+identifier check, which blocks everything downstream when it finds anything."""
+
+import dagster as dg
+
+from medlake.checker.sources import check_objects
+from medlake.deid.zone import deidentify_batch
+from medlake.lake.tables import ANNOTATION_FILES, DEID_AUDIT, DEID_QUARANTINE, INSTANCES, SLIDES, VAULT
+from medlake.landing import BatchRef
+from pipelines.keys import SecretKeyResource
+from pipelines.partitions import EXPORT_BATCHES
+from pipelines.resources import LakeResource, LandingResource, RegistryResource
+
+_OUTPUTS = (INSTANCES, SLIDES, ANNOTATION_FILES, DEID_AUDIT, VAULT, DEID_QUARANTINE)
+_INGESTED = [dg.AssetKey(["restricted", n]) for n in
+             ("landed_files", "source_instances", "source_slides", "source_cases", "batches")]
+_CHECKED_TABLES = [t.name for t in (INSTANCES, SLIDES, ANNOTATION_FILES, DEID_AUDIT)]
+INSTANCES_KEY = dg.AssetKey(["deid", "instances"])
+
+
+def _key(t) -> dg.AssetKey:
+    return dg.AssetKey([t.zone, t.name])
+
+
+@dg.multi_asset(
+    specs=[dg.AssetSpec(key=_key(t), description=t.doc, group_name="deid", kinds={"delta"},
+                        partitions_def=EXPORT_BATCHES, deps=_INGESTED) for t in _OUTPUTS],
+    name="deidentify_export_batch",
+    pool="deid_cpu",
+)
+def deidentify_export_batch(context: dg.AssetExecutionContext, landing: LandingResource, lake: LakeResource,
+                            registry: RegistryResource, secret: SecretKeyResource):
+    """PS3.15 basic profile with the dataset's options, keyed pseudonyms and UIDs, burned-in text
+    blanked, head volumes defaced, slide labels removed, identifiers dropped from AIM, masks and
+    label sheets. Writes pseudonymous objects and tables only; what cannot be made safe is
+    quarantined in the restricted zone."""
+    ref = BatchRef.from_key(context.partition_key)
+    r = deidentify_batch(lake.store(), landing.zone(), registry.load(), secret.deid_keys(), ref, log=context.log.info)
+    common = {"batch_ref": r.batch_ref, "objects_quarantined": r.quarantined, "seconds": round(r.duration_s, 3)}
+    per = {
+        "instances": {"dagster/partition_row_count": r.instances, "fast_path": r.fast_path,
+                      "pixels_cleaned": r.pixels_cleaned, "defaced": r.defaced},
+        "slides": {"dagster/partition_row_count": r.slides},
+        "annotation_files": {"dagster/partition_row_count": r.annotation_files},
+        "deid_audit": {"actions": dg.MetadataValue.json(r.actions)},
+        "vault": {},
+        "deid_quarantine": {"by_reason": dg.MetadataValue.json(r.quarantine_by_reason)},
+    }
+    for t in _OUTPUTS:
+        meta = {**common, **per[t.name], "dagster/uri": lake.store().uri(t.zone, t.name)}
+        if t.name in r.table_versions:
+            meta["delta_version"] = r.table_versions[t.name]
+        yield dg.MaterializeResult(asset_key=_key(t), metadata=meta)
+
+
+@dg.asset_check(asset=INSTANCES_KEY, blocking=True, partitions_def=EXPORT_BATCHES,
+                name="no_identifiers_in_deid_batch",
+                description="The independent checker scans every object of the batch and the deid tables "
+                            "(data and Delta log) for the team's identifiers and identifier patterns.")
+def no_identifiers_in_deid_batch(context: dg.AssetCheckExecutionContext, lake: LakeResource,
+                                 secret: SecretKeyResource) -> dg.AssetCheckResult:
+    ref = BatchRef.from_key(context.partition_key)
+    store = lake.store()
+    batch_ref = secret.deid_keys().opaque_id("batch", ref.team, ref.dataset, ref.batch)
+    paths = _object_paths(store, ref, batch_ref)
+    report = check_objects(store, ref.team, paths, _CHECKED_TABLES)
+    return dg.AssetCheckResult(
+        passed=report.clean,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "objects_scanned": report.objects_scanned,
+            "findings": len(report.findings),
+            "by_kind": dg.MetadataValue.json(report.by_kind),
+            # Locations name the pseudonymous object and attribute path, never a value.
+            "first_findings": dg.MetadataValue.md("\n".join(
+                f"- `{f.object}` {f.location} ({f.identifier_kind})" for f in report.findings[:20]) or "none"),
+        },
+    )
+
+
+def _object_paths(store, ref: BatchRef, batch_ref: str) -> list[str]:
+    import pyarrow.dataset as pads
+
+    paths: list[str] = []
+    for name in ("instances", "slides", "annotation_files"):
+        ds = store.dataset("deid", name)
+        if ds is not None:
+            paths += ds.to_table(columns=["object_path"], filter=(
+                (pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset)
+                & (pads.field("batch_ref") == batch_ref))).column(0).to_pylist()
+    return paths

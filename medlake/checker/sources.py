@@ -1,0 +1,60 @@
+"""Where the checker's identifiers come from: the restricted zone's own record of what was sent.
+
+Everything a hospital sent that identifies someone (patient ids and names, birth dates, accession
+numbers, case numbers, the original UIDs) is read back from the restricted tables, so the checker
+looks for exactly what could leak, independently of how the de-identifier transformed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pyarrow.dataset as pads
+
+from medlake.checker.checker import Checker
+from medlake.checker.findings import CheckReport
+from medlake.checker.index import IdentifierIndex
+from medlake.lake.delta import DeltaStore
+
+_SOURCE_COLUMNS = {
+    "source_instances": {
+        "patient_id": "patient_id", "patient_name": "patient_name", "patient_birth_date": "birth_date",
+        "accession_number": "accession_number", "study_instance_uid": "original_uid",
+        "series_instance_uid": "original_uid", "sop_instance_uid": "original_uid",
+        "frame_of_reference_uid": "original_uid",
+    },
+    "source_cases": {"patient_id": "patient_id", "case_id": "case_id"},
+    "source_slides": {"study_instance_uid": "original_uid"},
+    "vault": {"patient_id": "patient_id"},
+}
+
+
+def team_identifiers(store: DeltaStore, team: str) -> Iterator[tuple[str, str]]:
+    """(kind, value) for every identifier the team's restricted tables hold."""
+    for table, columns in _SOURCE_COLUMNS.items():
+        ds = store.dataset("restricted", table)
+        if ds is None:
+            continue
+        t = ds.to_table(columns=list(columns), filter=pads.field("team") == team)
+        for column, kind in columns.items():
+            for value in set(t.column(column).to_pylist()) - {None, ""}:
+                yield kind, str(value)
+
+
+def check_objects(store: DeltaStore, team: str, paths: Iterable[str], tables: Iterable[str],
+                  extra: Iterable[tuple[str, str]] = ()) -> CheckReport:
+    """Scan de-identified objects (paths relative to the lake root) and deid-zone tables."""
+    index = IdentifierIndex.build([*team_identifiers(store, team), *extra])
+    checker = Checker(index, storage_options=store.lake.storage_options or None)
+    root = Path(store.lake.root)
+    findings = []
+    scanned = 0
+    for rel in paths:
+        findings += checker.scan_file(root / rel, _obj=rel)
+        scanned += 1
+    for name in tables:
+        if store.exists("deid", name):
+            findings += checker.scan_table(store.uri("deid", name), _obj=f"deid/{name}")
+            scanned += 1
+    return CheckReport.of(scanned, findings)

@@ -1,0 +1,108 @@
+"""The synthetic programme through the whole batch job (ingest, de-identify, check), as `medlake run`
+does it: no planted identifier anywhere outside the landing and restricted zones, not even in
+Dagster's event log, and every annotation still resolves to its de-identified image."""
+
+import json
+import os
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from medlake.checker import Checker, IdentifierIndex
+from medlake.lake import DeltaStore, Lake
+from medlake.settings import Settings
+from medlake.synth import SynthSpec, generate, load_truth
+from pipelines.runner import run_pending
+
+REFERENCE_KEYWORDS = ("ReferencedSOPInstanceUID",)
+
+
+@pytest.fixture(scope="module")
+def programme(tmp_path_factory, registry):
+    home = tmp_path_factory.mktemp("home")
+    settings = Settings.from_env({"MEDLAKE_HOME": str(home), "MEDLAKE_PROGRAM": registry.source})
+    report = generate(Path(settings.landing), registry, SynthSpec(cases=2, seed=11))
+    run = run_pending(settings)
+    return settings, load_truth(report.truth_path), run, DeltaStore(Lake.from_root(settings.lake))
+
+
+def _truth_index(truth) -> IdentifierIndex:
+    pairs = [(i["kind"], i["value"]) for i in truth["identifiers"]]
+    for c in truth["cases"]:
+        pairs += [("original_uid", u) for u in c["study_instance_uids"] + c["series_instance_uids"]
+                  + c["sop_instance_uids"]]
+        pairs += [("case_id", c["case_id"]), ("patient_id", c["patient_id"])]
+    return IdentifierIndex.build(pairs)
+
+
+def test_every_batch_run_passed_with_its_identifier_check(programme):
+    _, truth, run, store = programme
+    assert run.ok and run.batches_run == 25
+    assert not store.exists("restricted", "deid_quarantine") or \
+        store.read("restricted", "deid_quarantine").num_rows == 0
+
+
+def test_no_planted_identifier_outside_landing_and_restricted(programme):
+    settings, truth, _, _ = programme
+    checker = Checker(_truth_index(truth))
+    lake = Path(settings.lake)
+    zones = [p for p in lake.iterdir() if p.name != "restricted"]
+    assert zones, "the run wrote nothing outside the restricted zone"
+    for zone in zones:
+        report = checker.check(zone)
+        assert report.clean, str(report)
+
+
+def test_dagster_event_log_holds_no_identifier(programme):
+    settings, truth, _, _ = programme
+    report = Checker(_truth_index(truth)).check(settings.dagster_home)
+    assert report.objects_scanned > 0
+    assert not report.findings, str(report)
+
+
+def test_annotations_resolve_to_deidentified_images(programme):
+    settings, truth, _, store = programme
+    instances = store.read("deid", "instances").to_pylist()
+    sops = {r["sop_instance_uid"] for r in instances}
+    # An RT Referenced Study item's ReferencedSOPInstanceUID is the StudyInstanceUID (PS3.3 C.8.8.3).
+    studies = {r["study_instance_uid"] for r in instances}
+    lake = Path(settings.lake)
+    refs = resolved = 0
+    for r in instances:
+        if r["kind"] not in ("rtstruct", "seg", "sr", "presentation_state", "kos"):
+            continue
+        ds = pydicom.dcmread(lake / r["object_path"])
+        for uid in _references(ds):
+            refs += 1
+            resolved += uid in sops or uid in studies
+    assert refs > 100 and resolved == refs
+    files = store.read("deid", "annotation_files").to_pylist()
+    targets = [t for f in files if f["kind"] in ("aim", "mask_image") for t in f["targets"]]
+    series = {r["series_instance_uid"] for r in instances} | {r["study_instance_uid"] for r in instances}
+    assert targets and all(t in sops or t in series for t in targets)
+
+
+def _references(ds):
+    for elem in ds.iterall():
+        if elem.keyword in REFERENCE_KEYWORDS and elem.value:
+            yield str(elem.value)
+
+
+def test_pixels_faces_and_slide_labels(programme):
+    _, truth, _, store = programme
+    instances = store.read("deid", "instances").to_pylist()
+    by_dataset = {}
+    for r in instances:
+        by_dataset.setdefault(r["dataset"], []).append(r)
+    burned = {o["dataset"] for o in truth["objects"] if o["burned_in_text"] and o["kind"] == "dicom_image"}
+    for dataset in burned - {"lung-pathology"}:
+        assert any(r["pixels_cleaned"] for r in by_dataset[dataset]), dataset
+    for dataset in ("brain-mets-mri", "svd-mri", "neck-ct-lymph"):
+        images = [r for r in by_dataset[dataset] if r["kind"] == "dicom_image"]
+        assert images and all(r["defaced"] for r in images), dataset
+    slides = store.read("deid", "slides").to_pylist()
+    assert slides and all(s["study_instance_uid"] for s in slides)
+    audit = store.read("deid", "deid_audit").to_pylist()
+    assert len(audit) == len(instances) + len(slides) + store.read("deid", "annotation_files").num_rows
+    assert all(json.loads(a["actions"]) is not None for a in audit)
