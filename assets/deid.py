@@ -3,7 +3,7 @@ identifier check, which blocks everything downstream when it finds anything."""
 
 import dagster as dg
 
-from medlake.checker.sources import check_objects
+from medlake.checker.sources import check_objects, record_check
 from medlake.deid.zone import deidentify_batch
 from medlake.lake.tables import ANNOTATION_FILES, DEID_AUDIT, DEID_QUARANTINE, INSTANCES, SLIDES, VAULT
 from medlake.landing import BatchRef
@@ -64,6 +64,7 @@ def no_identifiers_in_deid_batch(context: dg.AssetCheckExecutionContext, lake: L
     batch_ref = secret.deid_keys().opaque_id("batch", ref.team, ref.dataset, ref.batch)
     paths = _object_paths(store, ref, batch_ref)
     report = check_objects(store, ref.team, paths, _CHECKED_TABLES)
+    record_check(store, ref.team, ref.dataset, batch_ref, report)
     return dg.AssetCheckResult(
         passed=report.clean,
         severity=dg.AssetCheckSeverity.ERROR,

@@ -70,11 +70,11 @@ def _run(settings: Settings) -> int:
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as bar:
-        task = bar.add_task("ingesting export batches", total=todo)
+        task = bar.add_task("processing export batches", total=todo)
         state = {"n": 0}
 
         def start(key: str, files: int) -> None:
-            bar.update(task, description=f"ingesting {key} ({files} files)")
+            bar.update(task, description=f"ingest, de-identify, check {key} ({files} files)")
 
         def done(key: str, ok: bool) -> None:
             state["n"] += 1
@@ -83,7 +83,7 @@ def _run(settings: Settings) -> int:
                 bar.console.print(f"[red]failed:[/] {key} (see the run in the Dagster UI: make ui)")
 
         report = run_pending(settings, on_batch_start=start, on_batch_done=done)
-        bar.update(task, description="ingesting export batches")
+        bar.update(task, description="processing export batches")
     if not report.ok:
         err.print(f"[red]{len(report.failed)} of {report.batches_run} batch runs failed[/]")
         return 1
@@ -121,8 +121,11 @@ def demo(cases: int, seed: int) -> None:
     console.print("\n[bold]Where to look[/]")
     console.print(f"  landing zone (synthetic exports): {s.landing}")
     console.print(f"  truth file of planted identifiers: {truth}")
-    console.print(f"  lake (Delta tables):             {s.lake}/restricted/{{landed_files,source_instances,"
-                  "source_cases,quarantine,batches}")
+    console.print(f"  restricted zone (identifiers):   {s.lake}/restricted/  (landed_files, source_instances, "
+                  "source_cases, quarantine, batches, vault)")
+    console.print(f"  de-identified zone:              {s.lake}/deid/  (objects/, instances, slides, "
+                  "annotation_files, deid_audit)")
+    console.print(f"  identifier checks:               {s.lake}/program/identifier_checks")
     console.print(f"  Dagster runs:                    {s.dagster_home}  (make ui, then http://127.0.0.1:3000)")
     console.print("  in the terminal:                 medlake status")
     sys.exit(code)
@@ -196,7 +199,29 @@ def _print_summary(s: Settings) -> bool:
     for r in rows:
         table.add_row(r["team"], r["dataset"], *(str(r[k]) for k in columns))
     console.print(table)
+    _print_deid_summary(s)
     return True
+
+
+def _print_deid_summary(s: Settings) -> None:
+    from medlake.lake import DeltaStore, Lake
+    from medlake.reports.deid import deid_summary
+
+    rows = deid_summary(DeltaStore(Lake.from_root(s.lake)))
+    if not rows:
+        return
+    table = Table(title="De-identified (deid zone)")
+    table.add_column("team", no_wrap=True)
+    table.add_column("dataset", no_wrap=True)
+    columns = {"dicom": "DICOM objects", "slides": "slides", "annotation_files": "annotation files",
+               "pixels_cleaned": "pixels cleaned", "defaced": "defaced", "quarantined": "quarantined"}
+    for title in columns.values():
+        table.add_column(title, justify="right")
+    table.add_column("identifier check")
+    for r in rows:
+        verdict = {True: "[green]passed[/]", False: "[red]FAILED[/]", None: "not run"}[r["identifier_check_passed"]]
+        table.add_row(r["team"], r["dataset"], *(str(r[k]) for k in columns), verdict)
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ looks for exactly what could leak, independently of how the de-identifier transf
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from medlake.checker.checker import Checker
 from medlake.checker.findings import CheckReport
 from medlake.checker.index import IdentifierIndex
 from medlake.lake.delta import DeltaStore
+from medlake.lake.tables import IDENTIFIER_CHECKS
 
 _SOURCE_COLUMNS = {
     "source_instances": {
@@ -58,3 +61,11 @@ def check_objects(store: DeltaStore, team: str, paths: Iterable[str], tables: It
             findings += checker.scan_table(store.uri("deid", name), _obj=f"deid/{name}")
             scanned += 1
     return CheckReport.of(scanned, findings)
+
+
+def record_check(store: DeltaStore, team: str, dataset: str, batch_ref: str, report: CheckReport) -> None:
+    """Append the outcome to program/identifier_checks (counts and kinds only)."""
+    row = {"team": team, "dataset": dataset, "batch_ref": batch_ref, "passed": report.clean,
+           "objects_scanned": report.objects_scanned, "findings": len(report.findings),
+           "by_kind": json.dumps(report.by_kind, sort_keys=True), "checked_at": dt.datetime.now(dt.timezone.utc)}
+    store.append("program", IDENTIFIER_CHECKS.name, IDENTIFIER_CHECKS.from_rows([row]), IDENTIFIER_CHECKS.partition_by)

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from medlake.lake.tables import DEID_QUARANTINE, DEID_TABLES, RESTRICTED_INGEST_TABLES, VAULT, TableDef
+from medlake.lake.tables import (
+    DEID_QUARANTINE,
+    DEID_TABLES,
+    IDENTIFIER_CHECKS,
+    RESTRICTED_INGEST_TABLES,
+    VAULT,
+    TableDef,
+)
 
-ALL_TABLES: tuple[TableDef, ...] = RESTRICTED_INGEST_TABLES + (VAULT, DEID_QUARANTINE) + DEID_TABLES
+ALL_TABLES: tuple[TableDef, ...] = RESTRICTED_INGEST_TABLES + (VAULT, DEID_QUARANTINE) + DEID_TABLES + (IDENTIFIER_CHECKS,)
 
 
 def render(tables: tuple[TableDef, ...] = ALL_TABLES) -> str:

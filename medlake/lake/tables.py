@@ -323,3 +323,19 @@ DEID_AUDIT = TableDef(
 )
 
 DEID_TABLES = (INSTANCES, SLIDES, ANNOTATION_FILES, DEID_AUDIT)
+
+IDENTIFIER_CHECKS = TableDef(
+    zone="program",
+    name="identifier_checks",
+    doc="Every run of the independent identifier checker over a de-identified batch: counts and kinds, "
+        "never values. The dashboard's validation status reads it.",
+    keys=("team", "dataset", "batch_ref", "checked_at"),
+    partition_by=("team",),
+    columns=_DEID_KEY + (
+        _c("passed", pa.bool_(), "no finding and every object readable", False),
+        _c("objects_scanned", pa.int64(), "objects and tables scanned", False),
+        _c("findings", pa.int64(), "identifier findings", False),
+        _c("by_kind", _STR, "JSON object: identifier kind -> findings", False),
+        _c("checked_at", _TS, "when", False),
+    ),
+)

@@ -1,0 +1,38 @@
+"""Per-dataset de-identification summary from the deid tables (counts only, no identifiers)."""
+
+from __future__ import annotations
+
+import duckdb
+
+from medlake.lake import DeltaStore
+
+
+def deid_summary(store: DeltaStore) -> list[dict]:
+    if not store.exists("deid", "deid_audit"):
+        return []
+    audit = store.dataset("deid", "deid_audit").to_table(  # noqa: F841 - read by DuckDB below
+        columns=["team", "dataset", "object_kind", "fast_path", "pixels_cleaned", "defaced"])
+    quarantine = (store.dataset("restricted", "deid_quarantine").to_table(columns=["team", "dataset"])  # noqa: F841
+                  if store.exists("restricted", "deid_quarantine") else None)
+    checks = (store.dataset("program", "identifier_checks").to_table(  # noqa: F841
+        columns=["team", "dataset", "batch_ref", "passed", "checked_at"])
+        if store.exists("program", "identifier_checks") else None)
+    con = duckdb.connect()
+    q_sql = ("(SELECT team, dataset, count(*) AS n FROM quarantine GROUP BY ALL)" if quarantine is not None
+             else "(SELECT NULL::VARCHAR AS team, NULL::VARCHAR AS dataset, 0 AS n WHERE false)")
+    c_sql = ("""(SELECT team, dataset, bool_and(passed) AS passed FROM (
+                   SELECT *, row_number() OVER (PARTITION BY team, dataset, batch_ref ORDER BY checked_at DESC) AS r
+                   FROM checks) WHERE r = 1 GROUP BY ALL)""" if checks is not None
+             else "(SELECT NULL::VARCHAR AS team, NULL::VARCHAR AS dataset, NULL::BOOLEAN AS passed WHERE false)")
+    return con.sql(f"""
+        SELECT a.team, a.dataset,
+               count(*) FILTER (WHERE object_kind NOT IN ('wsi', 'aim', 'mask_image', 'label_sheet')) AS dicom,
+               count(*) FILTER (WHERE object_kind = 'wsi') AS slides,
+               count(*) FILTER (WHERE object_kind IN ('aim', 'mask_image', 'label_sheet')) AS annotation_files,
+               count(*) FILTER (WHERE pixels_cleaned) AS pixels_cleaned,
+               count(*) FILTER (WHERE defaced) AS defaced,
+               coalesce(any_value(q.n), 0) AS quarantined,
+               any_value(c.passed) AS identifier_check_passed
+        FROM audit a LEFT JOIN {q_sql} q USING (team, dataset) LEFT JOIN {c_sql} c USING (team, dataset)
+        GROUP BY a.team, a.dataset ORDER BY a.team, a.dataset
+    """).to_arrow_table().to_pylist()
