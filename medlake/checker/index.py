@@ -241,6 +241,7 @@ class IdentifierIndex:
         self.patterns = patterns
         self.allowed: frozenset[str] = frozenset()
         self._cache: dict[str, tuple[str, ...]] = {}
+        self._whole: dict[str, tuple[str, ...]] = {}
         self.size = 0
         self.set_allowed(allowed_values)
 
@@ -282,6 +283,7 @@ class IdentifierIndex:
             else:
                 self._wide[f] = kt
         self._dates = {k: frozenset(v) for k, v in dates.items()}
+        self._whole = {f: tuple(sorted(kinds)) for f, kinds in folded.items()}
         self._long_keys = frozenset(self._long)
         self._short_keys = frozenset(self._short)
         self._wide_lengths = tuple(sorted({len(k) for k in self._wide}))
@@ -301,6 +303,11 @@ class IdentifierIndex:
                 self._cache.clear()
             self._cache[text] = hit
         return list(hit)
+
+    def find_whole(self, text: str) -> tuple[str, ...]:
+        """Kinds of identifiers equal to the whole value (after folding): for values that are one
+        token by construction, such as a UID, where a substring search adds nothing but cost."""
+        return self._whole.get(fold(text), ())
 
     def _find(self, text: str) -> set[str]:
         kinds: set[str] = set()

@@ -38,6 +38,22 @@ class Sink:
         self._seen: set[tuple[str, str]] = set()
         self.findings: list[Finding] = []
         self._keys = 0
+        self._pending: list[tuple[str, str]] | None = None
+
+    def batch(self) -> None:
+        """Collect text values instead of searching each; `flush` searches them all at once.
+
+        One search over the joined values costs far less than one per value, and a clean object
+        (the usual case) needs no more. Joining can only add matches across a boundary, never
+        hide one, so when the joined text matches, every value is searched alone to find where.
+        """
+        self._pending = []
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending and self.index.find("\n".join(t for _, t in pending)):
+            for location, text in pending:
+                self.check(location, text)
 
     def add(self, location: str, kind: str) -> None:
         key = (location, kind)
@@ -51,6 +67,9 @@ class Sink:
             return False
         if not isinstance(text, str):
             text = str(text)
+        if self._pending is not None:
+            self._pending.append((location, text))
+            return False
         kinds = self.index.find(text)
         for k in kinds:
             self.add(location, k)

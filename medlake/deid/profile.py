@@ -19,6 +19,7 @@ from medlake.deid import rules
 from medlake.deid.context import DeidContext
 from medlake.deid.errors import DeidError
 from medlake.deid.method import record
+from medlake.deid.rawseq import RawSequenceRewriter
 from medlake.deid.report import DeidReport
 from medlake.deid.table import Action, Option, load_table
 from medlake.deid.values import (
@@ -93,6 +94,8 @@ class _Walk:
         self._id_elems = [d[t] for t in _IDENTIFYING_TAGS if t in d]
         self._identifiers: frozenset[str] | None = None
         self._dates: dict[tuple[str, str], str | None] = {}
+        self.raw = RawSequenceRewriter(self.actions, lambda t: rules.extra_action(t, ctx.options),
+                                       ctx.keys.uid, MAX_DEPTH)
 
     # --- structure ---------------------------------------------------------------------------
 
@@ -140,6 +143,15 @@ class _Walk:
                 self.count["private_removed"] += 1
 
     def items(self, ds: Dataset, tag: int, depth: int) -> None:
+        elem = ds._dict[tag]
+        if (isinstance(elem, RawDataElement) and elem.is_little_endian and not elem.is_implicit_VR
+                and isinstance(elem.value, bytes) and not tag >> 16 & 1):
+            done = self.raw.rewrite(elem.value, depth)
+            if done is not None:
+                value, counts = done
+                ds._dict[tag] = elem._replace(VR="SQ", length=len(value), value=value)
+                self.count.update(counts)
+                return
         seq = ds[tag].value  # pydicom parses the raw sequence here
         self.count["sequences"] += 1
         for item in seq:
