@@ -28,6 +28,7 @@ test: venv
 
 ## make bench: benchmarks against same-run baselines; results land in bench/results/
 bench: venv
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python -m bench
 
 ## make ui: Dagster's UI and daemon (sensors, schedules) on http://127.0.0.1:3000
