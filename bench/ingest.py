@@ -126,10 +126,13 @@ def main() -> None:
             print(f"writing {a.files} CT slices to {d}", flush=True)
             write_batch(d, a.files, 512, first=i * 1000, patient_prefix=f"N{i}")
     big = data / "tmu" / "lung-ct" / "big"
-    if not (big / "_READY").exists() or len(all_files(big)) != a.big:
+    shape = big / ".rows"
+    if not (big / "_READY").exists() or len(all_files(big)) != a.big or \
+            not shape.exists() or shape.read_text() != str(a.big_rows):
         shutil.rmtree(big, ignore_errors=True)
         print(f"writing {a.big} small slices to {big}", flush=True)
         write_batch(big, a.big, a.big_rows, first=5000, per_series=200, patient_prefix="T")
+        shape.write_text(str(a.big_rows))
     files0, files1 = all_files(ct[0]), all_files(ct[1])
     warm(files0 + files1)
 

@@ -7,9 +7,10 @@ import openpyxl
 import pytest
 import SimpleITK as sitk
 
-from medlake.deid.aim import AimError, deidentify_aim
+from medlake.deid.aim import deidentify_aim
+from medlake.deid.errors import DeidError
 from medlake.deid.masks import clean_nifti_gz, clean_png, mask_name
-from medlake.deid.sheets import SheetError, deidentify_sheet
+from medlake.deid.sheets import deidentify_sheet
 
 AIM = b"""<?xml version="1.0" encoding="UTF-8"?>
 <ImageAnnotationCollection xmlns="gme://caCORE.caCORE/4.4/edu.northwestern.radiology.AIM" aimVersion="AIMv4_0">
@@ -40,11 +41,11 @@ def test_aim_loses_person_user_identity_and_comments_and_keeps_references():
 
 
 def test_malformed_aim_and_entity_bombs_are_refused():
-    with pytest.raises(AimError) as e:
+    with pytest.raises(DeidError) as e:
         deidentify_aim(b"<ImageAnnotationCollection><unclosed>", _uid, 0)
     assert e.value.code == "aim_malformed"
     bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><ImageAnnotationCollection>&b;</ImageAnnotationCollection>'
-    with pytest.raises(AimError):
+    with pytest.raises(DeidError):
         deidentify_aim(bomb, _uid, 0)
 
 
@@ -73,10 +74,10 @@ def test_xlsx_sheet_with_merged_header_or_missing_column_is_refused():
     ws.merge_cells("B1:C1")
     buf = io.BytesIO()
     wb.save(buf)
-    with pytest.raises(SheetError) as e:
+    with pytest.raises(DeidError) as e:
         deidentify_sheet(buf.getvalue(), ".xlsx", **_sheet_kwargs())
     assert e.value.code == "label_sheet_merged_header"
-    with pytest.raises(SheetError) as e:
+    with pytest.raises(DeidError) as e:
         deidentify_sheet(b"case_id,label\nA,b\n", ".csv", **_sheet_kwargs())
     assert e.value.code == "label_sheet_columns"
 

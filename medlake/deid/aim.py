@@ -10,21 +10,18 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from xml.etree.ElementTree import Element, tostring
+from xml.etree.ElementTree import tostring
 
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
+
+from medlake.deid.errors import DeidError
 
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)+$")
 _USER_IDENTITY = {"name", "loginName"}
 _FREE_TEXT = {"comment"}
 _DATE_ELEMENTS = {"dateTime", "startDate", "endDate", "date"}
 
-
-class AimError(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass
@@ -42,9 +39,9 @@ def deidentify_aim(data: bytes, uid: Callable[[str], str], shift_days: int) -> A
     try:
         root = SafeET.fromstring(data)
     except (SafeET.ParseError, DefusedXmlException, ValueError) as e:
-        raise AimError("aim_malformed", f"the AIM file is not well-formed XML ({type(e).__name__})") from None
+        raise DeidError("aim_malformed", f"the AIM file is not well-formed XML ({type(e).__name__})") from None
     if _local(root.tag) != "ImageAnnotationCollection":
-        raise AimError("not_aim", "the XML root is not an AIM ImageAnnotationCollection")
+        raise DeidError("not_aim", "the XML root is not an AIM ImageAnnotationCollection")
     actions: dict[str, int] = {}
 
     def count(action: str) -> None:

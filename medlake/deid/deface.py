@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from medlake.deid.errors import DeidError
+
 DATA = Path(__file__).parent / "data" / "pixels"
 TEMPLATE = DATA / "mean_reg2mean.nii.gz"
 FACEMASK = DATA / "facemask.nii.gz"
@@ -28,12 +30,12 @@ CT_AIR = -1000.0
 MARGIN_MM = 5.0
 
 
-class DefaceError(Exception):
+class DefaceError(DeidError):
     """A volume that cannot be defaced; the caller quarantines the series (never ships it)."""
 
-    def __init__(self, reason: str, message: str):
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
+    @property
+    def reason(self) -> str:
+        return self.code
 
 
 @dataclass

@@ -11,23 +11,19 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
+from medlake.deid.errors import DeidError
 from medlake.ingest.detect import MASK_NAME
 
 _NIFTI1_HEADER = 348
 _SAFE_LABEL = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-class MaskError(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-
 
 def mask_name(name: str, uid: Callable[[str], str]) -> tuple[str, str]:
     """(new file name, pseudonymous target UID) for a mask file name `<UID>__<label>.<ext>`."""
     m = MASK_NAME.match(name)
     if not m:
-        raise MaskError("mask_name_invalid", "mask file name must be <UID>__<label>.png or .nii.gz")
+        raise DeidError("mask_name_invalid", "mask file name must be <UID>__<label>.png or .nii.gz")
     ext = ".nii.gz" if name.lower().endswith(".nii.gz") else ".png"
     label = _SAFE_LABEL.sub("_", m.group("label"))[:64]
     new_uid = uid(m.group("uid"))
@@ -42,7 +38,7 @@ def clean_png(data: bytes) -> tuple[bytes, tuple[int, int]]:
             arr = np.asarray(im)
             mode = im.mode
     except Exception as e:  # noqa: BLE001
-        raise MaskError("mask_unreadable", f"the PNG mask cannot be decoded ({type(e).__name__})") from None
+        raise DeidError("mask_unreadable", f"the PNG mask cannot be decoded ({type(e).__name__})") from None
     out = io.BytesIO()
     Image.fromarray(arr, mode=mode).save(out, format="PNG", optimize=False)
     return out.getvalue(), (arr.shape[0], arr.shape[1])
@@ -54,12 +50,12 @@ def clean_nifti_gz(data: bytes) -> bytes:
     try:
         raw = gzip.decompress(data)
     except (OSError, EOFError) as e:
-        raise MaskError("mask_unreadable", f"the NIfTI mask is not valid gzip ({type(e).__name__})") from None
+        raise DeidError("mask_unreadable", f"the NIfTI mask is not valid gzip ({type(e).__name__})") from None
     if len(raw) < _NIFTI1_HEADER + 4:
-        raise MaskError("mask_unreadable", "the NIfTI file is shorter than its header")
+        raise DeidError("mask_unreadable", "the NIfTI file is shorter than its header")
     endian = "<" if struct.unpack("<i", raw[:4])[0] == _NIFTI1_HEADER else ">"
     if struct.unpack(endian + "i", raw[:4])[0] != _NIFTI1_HEADER or raw[344:347] not in (b"n+1", b"ni1"):
-        raise MaskError("mask_unreadable", "not a single-file NIfTI-1 image")
+        raise DeidError("mask_unreadable", "not a single-file NIfTI-1 image")
     vox_offset = int(struct.unpack(endian + "f", raw[108:112])[0])
     header = bytearray(raw[:_NIFTI1_HEADER])
     header[148:228] = b"\0" * 80  # descrip

@@ -17,18 +17,20 @@ import SimpleITK as sitk
 from pydicom import uid as U
 from pydicom.dataset import Dataset
 
+from medlake.deid.errors import DeidError
+
 # Modalities whose consoles stamp patient data on the frame as a matter of course.
 ALWAYS_CLEAN = frozenset({"US", "IVUS", "IVOCT", "SC", "OP", "XA", "ES", "XC", "GM", "OPT", "SM"})
 
 Box = tuple[int, int, int, int]   # x0, y0, x1, y1 in pixels, half-open
 
 
-class PixelError(Exception):
+class PixelError(DeidError):
     """Pixels that cannot be cleaned; the caller quarantines the object with `reason`."""
 
-    def __init__(self, reason: str, message: str):
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
+    @property
+    def reason(self) -> str:
+        return self.code
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,11 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from medlake.deid.errors import DeidError
+
 TARGET_COLUMNS = ("case_id", "study_instance_uid", "sop_instance_uid")
 KEPT_COLUMNS = ("label", "value", "region", "reader", "read_date")
 
-
-class SheetError(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass
@@ -38,10 +35,10 @@ def read_sheet(data: bytes, suffix: str) -> tuple[list[str], list[list[str]]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise SheetError("label_sheet_unreadable", "the csv label sheet is not UTF-8") from None
+        raise DeidError("label_sheet_unreadable", "the csv label sheet is not UTF-8") from None
     rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows:
-        raise SheetError("label_sheet_empty", "the label sheet has no header row")
+        raise DeidError("label_sheet_empty", "the label sheet has no header row")
     return [h.strip() for h in rows[0]], [r for r in rows[1:] if any(c.strip() for c in r)]
 
 
@@ -51,13 +48,13 @@ def _read_xlsx(data: bytes) -> tuple[list[str], list[list[str]]]:
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=False, data_only=True)
     except Exception as e:  # noqa: BLE001 - openpyxl raises many kinds for a bad package
-        raise SheetError("label_sheet_unreadable", f"the xlsx file cannot be opened ({type(e).__name__})") from None
+        raise DeidError("label_sheet_unreadable", f"the xlsx file cannot be opened ({type(e).__name__})") from None
     ws = wb.worksheets[0]
     if any(r.min_row == 1 for r in ws.merged_cells.ranges):
-        raise SheetError("label_sheet_merged_header", "the header row has merged cells; one column per header")
+        raise DeidError("label_sheet_merged_header", "the header row has merged cells; one column per header")
     values = [["" if v is None else _cell(v) for v in row] for row in ws.iter_rows(values_only=True)]
     if not values:
-        raise SheetError("label_sheet_empty", "the label sheet has no header row")
+        raise DeidError("label_sheet_empty", "the label sheet has no header row")
     return [h.strip() for h in values[0]], [r for r in values[1:] if any(c.strip() for c in r)]
 
 
@@ -81,11 +78,11 @@ def deidentify_sheet(
     header, rows = read_sheet(data, suffix)
     targets = [c for c in TARGET_COLUMNS if c in header]
     if len(targets) != 1:
-        raise SheetError("label_sheet_columns",
+        raise DeidError("label_sheet_columns",
                          "a label sheet needs exactly one of case_id, study_instance_uid, sop_instance_uid")
     missing = [c for c in ("label", "value") if c not in header]
     if missing:
-        raise SheetError("label_sheet_columns", f"the label sheet lacks column(s): {', '.join(missing)}")
+        raise DeidError("label_sheet_columns", f"the label sheet lacks column(s): {', '.join(missing)}")
     tcol = targets[0]
     keep = [c for c in KEPT_COLUMNS if c in header]
     index = {h: i for i, h in enumerate(header)}

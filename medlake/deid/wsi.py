@@ -15,13 +15,15 @@ from pathlib import Path
 
 import tifffile
 
+from medlake.deid.errors import DeidError
 
-class WsiError(Exception):
+
+class WsiError(DeidError):
     """A slide that cannot be rewritten safely; the caller quarantines it with `reason`."""
 
-    def __init__(self, reason: str, message: str):
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
+    @property
+    def reason(self) -> str:
+        return self.code
 
 
 @dataclass

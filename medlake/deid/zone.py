@@ -26,15 +26,15 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pydicom
 
-from medlake.deid.aim import AimError, deidentify_aim
+from medlake.deid.aim import deidentify_aim
 from medlake.deid.context import DeidContext
-from medlake.deid.deface import DefaceError, deface_series
+from medlake.deid.deface import deface_series
 from medlake.deid.errors import DeidError
 from medlake.deid.files import deidentify_file
 from medlake.deid.keys import DeidKeys
-from medlake.deid.masks import MaskError, clean_nifti_gz, clean_png, mask_name
-from medlake.deid.pixels import PixelError, clean_pixels, remove_overlays_and_icons
-from medlake.deid.sheets import SheetError, deidentify_sheet
+from medlake.deid.masks import clean_nifti_gz, clean_png, mask_name
+from medlake.deid.pixels import clean_pixels, remove_overlays_and_icons
+from medlake.deid.sheets import deidentify_sheet
 from medlake.deid.table import TABLE_OPTIONS, Option
 from medlake.deid.vault import ensure_patients
 from medlake.deid.wsi import strip_label_and_macro
@@ -228,8 +228,8 @@ def _one_object(run: _Run, row: dict) -> None:
         else:
             report = deidentify_file(src, run.lake_root / rel, ctx, row["pixel_data_offset"])
             _catalogue(run, rel, row, ctx, dict(report.counts), fast=bool(report.fast_path))
-    except (DeidError, PixelError) as e:
-        run.refuse(row["path"], getattr(e, "code", None) or getattr(e, "reason", "deid_failed"), _safe(e))
+    except DeidError as e:
+        run.refuse(row["path"], e.code, e.message)
     except Exception as e:  # noqa: BLE001 - one object must never stop the batch
         run.refuse(row["path"], "deid_failed", f"de-identification failed ({type(e).__name__})")
 
@@ -238,9 +238,9 @@ def _defaced_series(run: _Run, rows: list[dict]) -> None:
     try:
         datasets = [pydicom.dcmread(run.source / r["path"]) for r in rows]
         deface_series(datasets)
-    except DefaceError as e:
+    except DeidError as e:
         for r in rows:
-            run.refuse(r["path"], e.reason, "the series could not be defaced; it is not shipped")
+            run.refuse(r["path"], e.code, f"the series could not be defaced and is not shipped: {e.message}")
         return
     except Exception as e:  # noqa: BLE001
         for r in rows:
@@ -253,7 +253,7 @@ def _defaced_series(run: _Run, rows: list[dict]) -> None:
             report = deidentify_file(_dataset_bytes(ds), run.lake_root / rel, ctx, None)
             _catalogue(run, rel, row, ctx, dict(report.counts), fast=False, defaced=True)
         except DeidError as e:
-            run.refuse(row["path"], e.code, _safe(e))
+            run.refuse(row["path"], e.code, e.message)
 
 
 def _dataset_bytes(ds: pydicom.Dataset) -> bytes:
@@ -308,8 +308,9 @@ def _slides(run: _Run, slides: pa.Table, patient_of: _PatientIndex) -> None:
             result = strip_label_and_macro(run.source / row["path"], dst)
         except Exception as e:  # noqa: BLE001 - the slide is refused, the batch goes on
             dst.unlink(missing_ok=True)
-            run.refuse(row["path"], getattr(e, "code", "wsi_deid_failed"),
-                       f"the slide could not be stripped of its label and macro images ({type(e).__name__})")
+            code, message = (e.code, e.message) if isinstance(e, DeidError) else (
+                "wsi_deid_failed", f"the slide could not be rewritten ({type(e).__name__})")
+            run.refuse(row["path"], code, message)
             continue
         with open(dst, "rb") as fh:
             digest = hashlib.file_digest(fh, "sha256").hexdigest()
@@ -345,8 +346,8 @@ def _annotation_files(run: _Run, landed: pa.Table, patient_of: _PatientIndex) ->
                 rel, targets, actions = run.rel_root / "annotations" / "masks" / new_name, [target], {"renamed": 1}
             else:
                 rel, out, targets, actions = _sheet(run, data, row, name, patient_of)
-        except (AimError, MaskError, SheetError, DeidError) as e:
-            run.refuse(row["path"], e.code, _safe(e))
+        except DeidError as e:
+            run.refuse(row["path"], e.code, e.message)
             continue
         except Exception as e:  # noqa: BLE001
             run.refuse(row["path"], "deid_failed", f"de-identification failed ({type(e).__name__})")
@@ -388,11 +389,6 @@ def _sheet(run: _Run, data: bytes, row: dict, name: str, patient_of: _PatientInd
     file_id = keys.opaque_id("file", team, dataset, row["sha256"])
     actions = {"rows": res.rows, "columns_dropped": res.dropped_columns}
     return run.rel_root / "annotations" / "labels" / f"{file_id}.csv", res.data, res.targets, actions
-
-
-def _safe(e: Exception) -> str:
-    """Error messages of the de-identification modules are written without values; keep them short."""
-    return str(e)[:300]
 
 
 # -- tables --------------------------------------------------------------------------------------

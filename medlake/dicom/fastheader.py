@@ -63,13 +63,7 @@ def scan(data: bytes, wanted: frozenset[int]):
             if tag >> 16 == 0xFFFE:
                 return None
             start = pos
-            if implicit:
-                length = unpack_from("<I", data, pos + 4)[0]
-                pos += 8
-                is_seq = length == _UNDEFINED
-            else:
-                tag, pos, length, vr = _explicit_header(data, pos)
-                is_seq = vr == b"SQ" or (vr == b"UN" and length == _UNDEFINED)
+            tag, pos, length, is_seq = _element_header(data, pos, implicit)
             if length == _UNDEFINED:
                 if not is_seq:
                     return None
@@ -87,6 +81,16 @@ def scan(data: bytes, wanted: frozenset[int]):
         return meta, values, pixel_offset
     except (_Unfollowable, IndexError, ValueError, StructError):
         return None
+
+
+def _element_header(data: bytes, pos: int, implicit: bool) -> tuple[int, int, int, bool]:
+    """(tag, value position, length, is a sequence) of the element at `pos`."""
+    if implicit:
+        tag = (unpack_from("<H", data, pos)[0] << 16) | unpack_from("<H", data, pos + 2)[0]
+        length = unpack_from("<I", data, pos + 4)[0]
+        return tag, pos + 8, length, length == _UNDEFINED
+    tag, pos, length, vr = _explicit_header(data, pos)
+    return tag, pos, length, vr == b"SQ" or (vr == b"UN" and length == _UNDEFINED)
 
 
 def _explicit_header(data: bytes, pos: int) -> tuple[int, int, int, bytes]:
@@ -125,13 +129,7 @@ def _skip_item(data: bytes, pos: int, implicit: bool, depth: int) -> int:
         tag = (unpack_from("<H", data, pos)[0] << 16) | unpack_from("<H", data, pos + 2)[0]
         if tag == _ITEM_END:
             return pos + 8
-        if implicit:
-            length = unpack_from("<I", data, pos + 4)[0]
-            pos += 8
-            is_seq = length == _UNDEFINED
-        else:
-            tag, pos, length, vr = _explicit_header(data, pos)
-            is_seq = vr == b"SQ" or (vr == b"UN" and length == _UNDEFINED)
+        tag, pos, length, is_seq = _element_header(data, pos, implicit)
         if length == _UNDEFINED:
             if not is_seq:
                 raise _Unfollowable("undefined length outside a sequence")
