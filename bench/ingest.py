@@ -126,7 +126,7 @@ def main() -> None:
             print(f"writing {a.files} CT slices to {d}", flush=True)
             write_batch(d, a.files, 512, first=i * 1000, patient_prefix=f"N{i}")
     big = data / "tmu" / "lung-ct" / "big"
-    shape = big / ".rows"
+    shape = big.parent / "big.rows"  # beside the batch: inside it, the file would refuse the batch
     if not (big / "_READY").exists() or len(all_files(big)) != a.big or \
             not shape.exists() or shape.read_text() != str(a.big_rows):
         shutil.rmtree(big, ignore_errors=True)
