@@ -19,10 +19,11 @@ import pyarrow.dataset as pads
 
 from medlake.dicom.header import DicomProblem, Header, parse_header, parse_header_from_file
 from medlake.ingest.detect import WSI_SUFFIXES, KindProblem, annotation_kind, image_kind
-from medlake.ingest.manifest import parse_cases_csv
-from medlake.ingest.rows import RowBuffer
-from medlake.lake.delta import DeltaStore, where
+from medlake.ingest.cases import check_cases
+from medlake.ingest.duplicates import resolve_duplicates
+from medlake.ingest.records import InstanceRows, LandedRecord, QuarantineLog
 from medlake.ingest.slides import SlideProblem, read_slide
+from medlake.lake.delta import DeltaStore, where
 from medlake.lake.tables import BATCHES, LANDED_FILES, QUARANTINE, SOURCE_CASES, SOURCE_INSTANCES, SOURCE_SLIDES
 from medlake.landing.zone import CASES_MANIFEST, CONTENT_DIRS, READY_MARKER, BatchRef, LandedFile, LandingZone
 from medlake.program.registry import Registry
@@ -64,43 +65,6 @@ class BatchResult:
         return asdict(self)
 
 
-@dataclass
-class _File:
-    path: str
-    size: int
-    sha256: str | None = None
-    kind: str = "unknown"
-    status: str = "catalogued"
-
-
-class _Quarantine:
-    def __init__(self, ref: BatchRef, now: dt.datetime):
-        self.ref, self.now, self.rows = ref, now, []
-
-    def add(self, path: str, scope: str, code: str, message: str, line: int = 0) -> None:
-        self.rows.append({
-            "team": self.ref.team, "dataset": self.ref.dataset, "batch": self.ref.batch,
-            "path": path, "scope": scope, "line": line, "reason_code": code, "message": message,
-            "detected_at": self.now,
-        })
-
-
-class _Instances:
-    """Catalogued DICOM rows plus what deduplication needs: which file and which UID each row is."""
-
-    def __init__(self) -> None:
-        self.rows = RowBuffer(SOURCE_INSTANCES.schema)
-        self.file_index: list[int] = []
-        self.sha: list[str] = []
-        self.by_uid: dict[str, list[int]] = {}
-
-    def add(self, file_index: int, row: dict) -> None:
-        i = self.rows.append(row)
-        self.file_index.append(file_index)
-        self.sha.append(row["sha256"])
-        self.by_uid.setdefault(row["sop_instance_uid"], []).append(i)
-
-
 def ingest_batch(
     landing: LandingZone,
     store: DeltaStore,
@@ -120,17 +84,17 @@ def ingest_batch(
         say(f"batch {ref.key}: unchanged since it was ingested; nothing to do")
         return BatchResult(ref.team, ref.dataset, ref.batch, "unchanged", files_landed=len(listing))
 
-    quarantine = _Quarantine(ref, now)
+    quarantine = QuarantineLog(ref, now)
     refusal = _batch_refusal(registry, ref, listing)
     base = landing.batch_dir(ref)
-    files: list[_File] = []
-    instances = _Instances()
+    files: list[LandedRecord] = []
+    instances = InstanceRows()
     slides: list[dict] = []
     manifest_bytes: bytes | None = None
     for n, lf in enumerate(listing):
         if progress is not None and n:
             progress(n, len(listing))
-        f = _File(lf.path, lf.size)
+        f = LandedRecord(lf.path, lf.size)
         files.append(f)
         if lf.is_symlink:
             # A link could reach anywhere on the host; exports must contain the files themselves.
@@ -189,10 +153,10 @@ def ingest_batch(
         say(f"batch {ref.key}: refused (batch_changed): {message}")
         return result
 
-    drop = _resolve_duplicates(store, ref, instances, files, quarantine)
+    drop = resolve_duplicates(store, ref, instances, files, quarantine)
     instance_table = instances.rows.to_table(drop)
     slide_table = SOURCE_SLIDES.from_rows(slides)
-    cases_rows, rejected = _cases(manifest_bytes, ref, instance_table, slide_table, store, quarantine, files)
+    cases_rows, rejected = check_cases(manifest_bytes, ref, instance_table, slide_table, store, quarantine, files)
     result = _result(ref, "ingested", files, quarantine)
     result.dicom_objects = instance_table.num_rows
     result.slides = slide_table.num_rows
@@ -205,8 +169,8 @@ def ingest_batch(
     return result
 
 
-def _write_batch(store: DeltaStore, ref: BatchRef, result: BatchResult, files: list[_File],
-                 quarantine: _Quarantine, instance_table: pa.Table | None, slide_table: pa.Table | None,
+def _write_batch(store: DeltaStore, ref: BatchRef, result: BatchResult, files: list[LandedRecord],
+                 quarantine: QuarantineLog, instance_table: pa.Table | None, slide_table: pa.Table | None,
                  cases_rows: list[dict] | None,
                  now: dt.datetime, digest: str, fingerprint: str, message: str | None, started: float) -> None:
     """Replace this batch's slice of every table; the summary row goes last, as the commit mark."""
@@ -232,7 +196,7 @@ def _write_batch(store: DeltaStore, ref: BatchRef, result: BatchResult, files: l
     v["batches"] = _write_summary(store, ref, result, digest, fingerprint, now, message)
 
 
-def _result(ref: BatchRef, outcome: str, files: list[_File], quarantine: _Quarantine,
+def _result(ref: BatchRef, outcome: str, files: list[LandedRecord], quarantine: QuarantineLog,
             reason: str | None = None) -> BatchResult:
     status = Counter(f.status for f in files)
     return BatchResult(
@@ -281,8 +245,8 @@ def _batch_refusal(registry: Registry, ref: BatchRef, listing: list[LandedFile])
     return None
 
 
-def _classify(f: _File, file_index: int, path: Path, data: bytes | None, head: bytes,
-              quarantine: _Quarantine, instances: _Instances, slides: list[dict], ref: BatchRef) -> None:
+def _classify(f: LandedRecord, file_index: int, path: Path, data: bytes | None, head: bytes,
+              quarantine: QuarantineLog, instances: InstanceRows, slides: list[dict], ref: BatchRef) -> None:
     folder = f.path.split("/", 1)[0]
     name = f.path.rsplit("/", 1)[-1]
     try:
@@ -319,151 +283,7 @@ def _parse_dicom(path: Path, data: bytes | None, size: int) -> Header:
     return parse_header(data) if data is not None else parse_header_from_file(path, size)
 
 
-def _resolve_duplicates(store: DeltaStore, ref: BatchRef, instances: _Instances, files: list[_File],
-                        quarantine: _Quarantine) -> set[int]:
-    """Deduplicate identical re-sends and quarantine conflicting ones; returns instance rows to drop.
-
-    Identical bytes under one SOP Instance UID are the same object sent twice: keep one, count the
-    rest. Different bytes under one UID cannot both be right, so no copy stays catalogued, including
-    one an earlier batch brought.
-    """
-    drop: set[int] = set()
-    earlier = _catalogued_elsewhere(store, ref, instances.by_uid.keys())
-    retract: list[dict] = []
-    for uid, idxs in instances.by_uid.items():
-        prior = earlier.get(uid)
-        shas = {instances.sha[i] for i in idxs} | ({prior["sha256"]} if prior else set())
-        if len(shas) == 1:
-            for i in idxs[1:] if prior is None else idxs:
-                drop.add(i)
-                files[instances.file_index[i]].status = "duplicate"
-            continue
-        where_else = f"batch {prior['batch']}" if prior is not None else "this batch"
-        for i in idxs:
-            drop.add(i)
-            f = files[instances.file_index[i]]
-            f.status = "quarantined"
-            quarantine.add(f.path, "file", "conflicting_sop_instance",
-                           f"another file with the same SOP Instance UID but different content is in {where_else}; "
-                           "no copy is catalogued until the hospital resends one")
-        if prior is not None:
-            retract.append(prior)
-    for prior in retract:
-        _retract(store, ref, prior, quarantine.now)
-    return drop
-
-
-def _catalogued_elsewhere(store: DeltaStore, ref: BatchRef, uids) -> dict[str, dict]:
-    """Objects of the same team and dataset that other batches catalogued, by SOP Instance UID."""
-    ds = store.dataset("restricted", "source_instances")
-    if ds is None:
-        return {}
-    flt = ((pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset)
-           & (pads.field("batch") != ref.batch)
-           & pads.field("sop_instance_uid").isin(pa.array(list(uids), type=pa.string())))
-    t = ds.to_table(columns=["sop_instance_uid", "sha256", "batch", "path"], filter=flt)
-    return {r["sop_instance_uid"]: r for r in t.to_pylist()}
-
-
-def _retract(store: DeltaStore, ref: BatchRef, prior: dict, now: dt.datetime) -> None:
-    """Take an earlier batch's object out of the catalogue after a conflicting re-send, recording why."""
-    old = BatchRef(ref.team, ref.dataset, prior["batch"])
-    key = dict(team=old.team, dataset=old.dataset, batch=old.batch)
-    store.delete("restricted", "source_instances", where(**key, sop_instance_uid=prior["sop_instance_uid"]))
-    landed = store.read("restricted", "landed_files", filter=(
-        (pads.field("team") == old.team) & (pads.field("dataset") == old.dataset)
-        & (pads.field("batch") == old.batch) & (pads.field("path") == prior["path"])))
-    if landed.num_rows:
-        landed = landed.set_column(landed.schema.get_field_index("status"), "status",
-                                   pa.array(["quarantined"] * landed.num_rows))
-        store.upsert("restricted", "landed_files", landed, LANDED_FILES.keys, LANDED_FILES.partition_by)
-    q = _Quarantine(old, now)
-    q.add(prior["path"], "file", "conflicting_sop_instance",
-          f"batch {ref.batch} later sent different content under the same SOP Instance UID; "
-          "no copy is catalogued until the hospital resends one")
-    store.upsert("restricted", "quarantine", QUARANTINE.from_rows(q.rows), QUARANTINE.keys, QUARANTINE.partition_by)
-    summary = store.read("restricted", "batches", filter=(
-        (pads.field("team") == old.team) & (pads.field("dataset") == old.dataset)
-        & (pads.field("batch") == old.batch) & (pads.field("status") == "ingested")))
-    if summary.num_rows:
-        rows = summary.to_pylist()
-        for r in rows:
-            r["files_catalogued"] -= 1
-            r["files_quarantined"] += 1
-            r["dicom_objects"] -= 1
-        store.upsert("restricted", "batches", BATCHES.from_rows(rows), BATCHES.keys)
-
-
-def _cases(manifest: bytes | None, ref: BatchRef, instances: pa.Table, slides: pa.Table, store: DeltaStore,
-           quarantine: _Quarantine, files: list[_File]) -> tuple[list[dict], int]:
-    """Valid cases.csv rows whose studies and patient match the catalogued images."""
-    if manifest is None:
-        quarantine.add(CASES_MANIFEST, "batch", "cases_manifest_missing",
-                       "the batch has no cases.csv; its objects are catalogued but form no cases")
-        return [], 0
-    parsed = parse_cases_csv(manifest)
-    if parsed.file_problem:
-        code, message = parsed.file_problem
-        for f in files:
-            if f.path == CASES_MANIFEST:
-                f.status = "quarantined"
-        quarantine.add(CASES_MANIFEST, "file", code, message)
-        return [], 0
-    patients_of_study = _study_patients(instances, store, ref)
-    # A slide names its study but not its patient, so it proves the study exists and nothing more.
-    for uid in _slide_studies(slides, store, ref):
-        patients_of_study.setdefault(uid, set())
-    accepted: list[dict] = []
-    for issue in parsed.issues:
-        quarantine.add(CASES_MANIFEST, "row", issue.code, issue.message, issue.line)
-    rejected = len(parsed.issues)
-    for row in parsed.rows:
-        missing = [u for u in row["study_instance_uids"] if u not in patients_of_study]
-        if missing:
-            quarantine.add(CASES_MANIFEST, "row", "case_study_missing",
-                           f"{len(missing)} of the case's {len(row['study_instance_uids'])} studies has no "
-                           "catalogued image in this dataset", row["line"])
-            rejected += 1
-            continue
-        others = {p for u in row["study_instance_uids"] for p in patients_of_study[u]} - {row["patient_id"]}
-        if others:
-            quarantine.add(CASES_MANIFEST, "row", "case_patient_mismatch",
-                           "the case's patient_id differs from the PatientID of its images", row["line"])
-            rejected += 1
-            continue
-        accepted.append(row)
-    return accepted, rejected
-
-
-def _study_patients(instances: pa.Table, store: DeltaStore, ref: BatchRef) -> dict[str, set[str]]:
-    """Study UID -> PatientIDs carried by its images, in this batch and the dataset's earlier batches."""
-    tables = [instances.select(["study_instance_uid", "patient_id"])]
-    ds = store.dataset("restricted", "source_instances")
-    if ds is not None:
-        tables.append(ds.to_table(
-            columns=["study_instance_uid", "patient_id"],
-            filter=(pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset)
-            & (pads.field("batch") != ref.batch)))
-    pairs = pa.concat_tables(tables).group_by(["study_instance_uid", "patient_id"]).aggregate([])
-    out: dict[str, set[str]] = {}
-    for study, patient in zip(pairs.column(0).to_pylist(), pairs.column(1).to_pylist()):
-        out.setdefault(study, set()).add(patient)
-    return out
-
-
-def _slide_studies(slides: pa.Table, store: DeltaStore, ref: BatchRef) -> set[str]:
-    uids = set(slides.column("study_instance_uid").to_pylist())
-    ds = store.dataset("restricted", "source_slides")
-    if ds is not None:
-        uids |= set(ds.to_table(
-            columns=["study_instance_uid"],
-            filter=(pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset)
-            & (pads.field("batch") != ref.batch)).column(0).to_pylist())
-    uids.discard(None)
-    return uids
-
-
-def _content_digest(files: list[_File]) -> str:
+def _content_digest(files: list[LandedRecord]) -> str:
     h = hashlib.sha256()
     for f in files:
         h.update(f"{f.path}\0{f.sha256}\n".encode("utf-8", "surrogateescape"))
@@ -481,7 +301,7 @@ def _previous_deliveries(store: DeltaStore, ref: BatchRef) -> list[dict]:
     return t.to_pylist()
 
 
-def _landed_table(ref: BatchRef, files: list[_File], now: dt.datetime) -> pa.Table:
+def _landed_table(ref: BatchRef, files: list[LandedRecord], now: dt.datetime) -> pa.Table:
     n = len(files)
     return pa.table({
         "team": pa.array([ref.team] * n, pa.string()),
