@@ -4,11 +4,10 @@ stored in Dagster's run configuration or event log."""
 import dagster as dg
 
 from medlake.deid.keys import DeidKeys
-from medlake.settings import secret_key
 
 
 class SecretKeyResource(dg.ConfigurableResource):
     """MEDLAKE_SECRET_KEY (see the README); the resource carries no value of its own."""
 
     def deid_keys(self) -> DeidKeys:
-        return DeidKeys(secret_key())
+        return DeidKeys.from_env()

@@ -11,10 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 
 MIN_SECRET_BYTES = 16
-ENV_VAR = "MEDLAKE_DEID_KEY"  # hex-encoded secret
 MAX_SHIFT_DAYS = 3650
 
 _UID_CACHE_MAX = 1 << 18
@@ -30,11 +28,11 @@ class DeidKeys:
         self._uids: dict[str, str] = {}
 
     @classmethod
-    def from_env(cls, var: str = ENV_VAR) -> "DeidKeys":
-        value = os.environ.get(var)
-        if not value:
-            raise KeyError(f"{var} is not set (hex-encoded de-identification secret)")
-        return cls(bytes.fromhex(value))
+    def from_env(cls) -> "DeidKeys":
+        """From MEDLAKE_SECRET_KEY (medlake.settings says what a usable key is)."""
+        from medlake.settings import secret_key
+
+        return cls(secret_key())
 
     def __repr__(self) -> str:  # never show the secret
         return "DeidKeys(<secret>)"
