@@ -8,6 +8,7 @@ from pathlib import Path
 
 from medlake.checker.dicom import PrivateAllowList, scan_dicom_into
 from medlake.checker.findings import CheckReport, Finding
+from medlake.checker.images import TIFF_MAGICS, is_nifti_gz, scan_nifti_gz_into, scan_tiff_into
 from medlake.checker.index import IdentifierIndex
 from medlake.checker.sink import Sink
 from medlake.checker.tables import is_delta, scan_delta_into, scan_parquet_dataset_into, scan_parquet_into
@@ -110,6 +111,10 @@ class Checker:
             fn = scan_jpeg_into
         elif head[:4] == b"PK\x03\x04":
             fn = scan_zip_into
+        elif head[:4] in TIFF_MAGICS:
+            fn = scan_tiff_into
+        elif is_nifti_gz(low, head):
+            fn = scan_nifti_gz_into
         elif low.endswith(TEXT_SUFFIXES):
             fn = scan_text_into
         else:
