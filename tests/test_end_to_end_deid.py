@@ -108,3 +108,20 @@ def test_pixels_faces_and_slide_labels(programme):
     audit = store.read("deid", "deid_audit").to_pylist()
     assert len(audit) == len(instances) + len(slides) + store.read("deid", "annotation_files").num_rows
     assert all(json.loads(a["actions"]) is not None for a in audit)
+
+
+def test_cases_table_matches_the_truth_file_case_by_case(programme, registry):
+    settings, truth, _, store = programme
+    from medlake.deid.keys import DeidKeys
+    from medlake.settings import secret_key
+
+    keys = DeidKeys(secret_key())
+    cases = {(c["team"], c["dataset"], c["case_pseudonym"]): c for c in store.read("deid", "cases").to_pylist()}
+    assert len(cases) == len(truth["cases"])
+    for c in truth["cases"]:
+        row = cases[(c["team"], c["dataset"], keys.case_id(c["team"], c["dataset"], c["case_id"]))]
+        assert row["annotation_status"] == c["expected_status"], (c["dataset"], row["annotation_status"])
+        assert set(row["annotation_kinds"]) == set(c["annotation_kinds"]), c["dataset"]
+        assert row["instances"] + row["slides"] > 0
+    annotations = store.read("deid", "annotations")
+    assert annotations.num_rows > 0 and all(annotations.column("resolved").to_pylist())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from medlake.lake.tables import (
+    CASE_TABLES,
     DEID_QUARANTINE,
     DEID_TABLES,
     IDENTIFIER_CHECKS,
@@ -13,7 +14,7 @@ from medlake.lake.tables import (
     TableDef,
 )
 
-ALL_TABLES: tuple[TableDef, ...] = RESTRICTED_INGEST_TABLES + (VAULT, DEID_QUARANTINE) + DEID_TABLES + (IDENTIFIER_CHECKS,)
+ALL_TABLES: tuple[TableDef, ...] = RESTRICTED_INGEST_TABLES + (VAULT, DEID_QUARANTINE) + DEID_TABLES + CASE_TABLES + (IDENTIFIER_CHECKS,)
 
 
 def render(tables: tuple[TableDef, ...] = ALL_TABLES) -> str:

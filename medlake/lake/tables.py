@@ -324,6 +324,71 @@ DEID_AUDIT = TableDef(
 
 DEID_TABLES = (INSTANCES, SLIDES, ANNOTATION_FILES, DEID_AUDIT)
 
+
+ANNOTATIONS = TableDef(
+    zone="deid",
+    name="annotations",
+    doc="One row per annotation found in the de-identified annotation objects, normalised across formats.",
+    keys=("team", "dataset", "annotation_id"),
+    partition_by=("team",),
+    columns=_DEID_KEY + (
+        _c("annotation_id", _STR, "<object id>#<n>: the object's new SOP Instance UID or keyed file name", False),
+        _c("kind", _STR, "contour, mask, measurement or label", False),
+        _c("source_format", _STR, "rtstruct, seg, sr, presentation_state, aim, mask_image or label_sheet", False),
+        _c("label", _STR, "ROI name, segment label, concept name or label-sheet label"),
+        _c("code", _STR, "coded label, e.g. SCT:27925004, when the source codes it"),
+        _c("value", pa.float64(), "numeric value (measurements; voxel count of masks)"),
+        _c("value_text", _STR, "categorical value"),
+        _c("unit", _STR, "unit of value"),
+        _c("target_study_uid", _STR, "keyed 2.25 UID of the study annotated"),
+        _c("target_series_uid", _STR, "keyed 2.25 UID of the series annotated"),
+        _c("target_instance_uid", _STR, "keyed 2.25 UID of the instance annotated"),
+        _c("target_case", _STR, "case pseudonym, for label sheets keyed on case ids"),
+        _c("reader_role", _STR, "reader role or reader pseudonym"),
+        _c("resolved", pa.bool_(), "the target exists among the dataset's de-identified objects or cases", False),
+    ),
+)
+
+ANNOTATION_PROBLEMS = TableDef(
+    zone="deid",
+    name="annotation_problems",
+    doc="Annotation objects that could not be read, or read with problems, and annotations whose target "
+        "does not exist: reported, never silently dropped. Messages carry no identifier values.",
+    keys=("team", "dataset", "batch_ref", "object_id", "code"),
+    partition_by=("team",),
+    columns=_DEID_KEY + (
+        _c("object_id", _STR, "keyed object id (new SOP Instance UID or file name)", False),
+        _c("code", _STR, "e.g. aim_malformed, rtstruct_empty_contour, sr_unknown_template, target_missing", False),
+        _c("message", _STR, "what is wrong", False),
+    ),
+)
+
+CASES = TableDef(
+    zone="deid",
+    name="cases",
+    doc="One row per case: what the programme counts, with its annotation status computed from the "
+        "annotations actually found against the registry's required kinds.",
+    keys=("team", "dataset", "case_pseudonym"),
+    partition_by=("team",),
+    columns=(
+        _c("team", _STR, "team id", False),
+        _c("dataset", _STR, "dataset id", False),
+        _c("case_pseudonym", _STR, "keyed pseudonym of the hospital's case id", False),
+        _c("patient_pseudonym", _STR, "keyed pseudonym of the patient", False),
+        _c("part", _STR, "seed table 5 part: shared, partially_not_shared or not_shared", False),
+        _c("study_instance_uids", pa.list_(_STR), "keyed 2.25 UIDs of the case's studies", False),
+        _c("instances", pa.int64(), "de-identified DICOM image objects of the case", False),
+        _c("frames", pa.int64(), "frames (single-frame objects count one)", False),
+        _c("slides", pa.int64(), "de-identified whole-slide images of the case", False),
+        _c("modalities", pa.list_(_STR), "modalities of its images", False),
+        _c("annotation_kinds", pa.list_(_STR), "kinds found (contour, mask, measurement, label)", False),
+        _c("annotation_status", _STR, "image_only, partial or full (labels from diagnosis codes: partial)", False),
+        _c("label_source", _STR, "physician or ehr_code", False),
+        _c("shareable", pa.bool_(), "the hospital's shareable flag", False),
+        _c("consent_class", _STR, "A, B, C or null"),
+    ),
+)
+
 IDENTIFIER_CHECKS = TableDef(
     zone="program",
     name="identifier_checks",
@@ -339,3 +404,5 @@ IDENTIFIER_CHECKS = TableDef(
         _c("checked_at", _TS, "when", False),
     ),
 )
+
+CASE_TABLES = (ANNOTATIONS, ANNOTATION_PROBLEMS, CASES)

@@ -1,0 +1,1 @@
+"""Cases and their annotation status, from the de-identified objects and annotations actually found."""

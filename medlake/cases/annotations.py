@@ -1,0 +1,67 @@
+"""Read one de-identified batch's annotation objects into the normalised deid/annotations rows."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import pyarrow.dataset as pads
+
+from medlake.annotations import AnnotationProblem, read_annotation
+from medlake.lake.delta import DeltaStore
+
+DICOM_ANNOTATION_KINDS = ("rtstruct", "seg", "sr", "presentation_state")
+
+
+def batch_annotations(store: DeltaStore, team: str, dataset: str, batch_ref: str,
+                      case_pseudonyms: set[str]) -> tuple[list[dict], list[dict]]:
+    """(annotation rows, problem rows) for the batch's de-identified annotation objects."""
+    root = Path(store.lake.root)
+    key = {"team": team, "dataset": dataset, "batch_ref": batch_ref}
+    objects: list[tuple[str, str, str]] = []  # (object id, kind, path)
+    dataset_filter = (pads.field("team") == team) & (pads.field("dataset") == dataset)
+    instances = store.dataset("deid", "instances")
+    known_uids: set[str] = set()
+    if instances is not None:
+        t = instances.to_table(columns=["batch_ref", "kind", "sop_instance_uid", "series_instance_uid",
+                                        "study_instance_uid", "object_path"], filter=dataset_filter)
+        for c in ("sop_instance_uid", "series_instance_uid", "study_instance_uid"):
+            known_uids |= set(t.column(c).to_pylist())
+        for r in t.to_pylist():
+            if r["batch_ref"] == batch_ref and r["kind"] in DICOM_ANNOTATION_KINDS:
+                objects.append((r["sop_instance_uid"], r["kind"], r["object_path"]))
+    files = store.dataset("deid", "annotation_files")
+    if files is not None:
+        for r in files.to_table(columns=["kind", "object_path"], filter=dataset_filter
+                                & (pads.field("batch_ref") == batch_ref)).to_pylist():
+            objects.append((Path(r["object_path"]).name, r["kind"], r["object_path"]))
+    rows: list[dict] = []
+    problems: list[dict] = []
+    for object_id, kind, rel in sorted(objects):
+        try:
+            result = read_annotation(root / rel, kind)
+        except AnnotationProblem as e:
+            problems.append({**key, "object_id": object_id, "code": e.code, "message": e.message})
+            continue
+        for code, message in result.problems:
+            problems.append({**key, "object_id": object_id, "code": code, "message": message})
+        missing = 0
+        for a in result.rows:
+            row = {**key, **asdict(a)}
+            row.pop("region", None)
+            targets = [row["target_instance_uid"], row["target_series_uid"], row["target_study_uid"]]
+            row["resolved"] = (row["target_case"] in case_pseudonyms if row["target_case"]
+                               else any(t in known_uids for t in targets if t))
+            missing += not row["resolved"]
+            rows.append(row)
+        if missing:
+            problems.append({**key, "object_id": object_id, "code": "target_missing",
+                             "message": f"{missing} annotation(s) point at objects or cases that do not exist"})
+    return rows, _unique(problems)
+
+
+def _unique(problems: list[dict]) -> list[dict]:
+    seen: dict[tuple, dict] = {}
+    for p in problems:
+        seen.setdefault((p["object_id"], p["code"]), p)
+    return list(seen.values())

@@ -1,0 +1,110 @@
+"""The cases table of one dataset: cases.csv rows joined to the de-identified objects and annotations.
+
+Status follows DESIGN.md: none of the registry's required kinds is image only, some is partial, all
+is full; labels taken from diagnosis codes (label_source ehr_code) count as partial however complete.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from medlake.deid.keys import DeidKeys
+from medlake.lake.delta import DeltaStore
+from medlake.lake.tables import CASES
+from medlake.program import Registry
+
+IMAGE_KINDS = ("dicom_image", "dicom_waveform")
+
+
+def case_pseudonyms(store: DeltaStore, keys: DeidKeys, team: str, dataset: str) -> set[str]:
+    t = _read(store, "restricted", "source_cases", team, dataset, ["case_id"])
+    return {keys.case_id(team, dataset, c) for c in t.column("case_id").to_pylist()} if t.num_rows else set()
+
+
+def build_cases(store: DeltaStore, keys: DeidKeys, registry: Registry, team: str, dataset: str) -> pa.Table:
+    spec = registry.dataset(dataset)
+    required = set(spec.required_annotation_kinds)
+    source = _read(store, "restricted", "source_cases", team, dataset,
+                   ["case_id", "patient_id", "study_instance_uids", "label_source", "shareable", "consent_class"])
+    instances = _read(store, "deid", "instances", team, dataset,
+                      ["kind", "study_instance_uid", "series_instance_uid", "sop_instance_uid", "modality",
+                       "number_of_frames"])
+    slides = _read(store, "deid", "slides", team, dataset, ["study_instance_uid"])
+    annotations = _read(store, "deid", "annotations", team, dataset,
+                        ["kind", "target_study_uid", "target_series_uid", "target_instance_uid", "target_case",
+                         "resolved"])
+
+    study_of: dict[str, str] = {}
+    per_study: dict[str, dict] = defaultdict(lambda: {"instances": 0, "frames": 0, "slides": 0,
+                                                      "modalities": set(), "kinds": set()})
+    for r in instances.to_pylist():
+        study_of[r["sop_instance_uid"]] = study_of[r["series_instance_uid"]] = r["study_instance_uid"]
+        if r["kind"] in IMAGE_KINDS:
+            s = per_study[r["study_instance_uid"]]
+            s["instances"] += 1
+            s["frames"] += r["number_of_frames"] or 1
+            if r["modality"]:
+                s["modalities"].add(r["modality"])
+    for r in slides.to_pylist():
+        if r["study_instance_uid"]:
+            per_study[r["study_instance_uid"]]["slides"] += 1
+    per_case_kinds: dict[str, set[str]] = defaultdict(set)
+    for a in annotations.to_pylist():
+        if not a["resolved"]:
+            continue
+        if a["target_case"]:
+            per_case_kinds[a["target_case"]].add(a["kind"])
+            continue
+        study = a["target_study_uid"] or study_of.get(a["target_series_uid"] or "") or \
+            study_of.get(a["target_instance_uid"] or "")
+        if study:
+            per_study[study]["kinds"].add(a["kind"])
+
+    rows = []
+    for c in source.to_pylist():
+        pseudonym = keys.case_id(team, dataset, c["case_id"])
+        studies = [keys.uid(u) for u in c["study_instance_uids"]]
+        kinds = set(per_case_kinds.get(pseudonym, set()))
+        for s in studies:
+            kinds |= per_study[s]["kinds"] if s in per_study else set()
+        rows.append({
+            "team": team, "dataset": dataset, "case_pseudonym": pseudonym,
+            "patient_pseudonym": keys.patient_pseudonym(team, c["patient_id"]),
+            "part": _part(spec.sharing, c["shareable"]),
+            "study_instance_uids": studies,
+            "instances": sum(per_study[s]["instances"] for s in studies if s in per_study),
+            "frames": sum(per_study[s]["frames"] for s in studies if s in per_study),
+            "slides": sum(per_study[s]["slides"] for s in studies if s in per_study),
+            "modalities": sorted(set().union(*(per_study[s]["modalities"] for s in studies if s in per_study))),
+            "annotation_kinds": sorted(kinds),
+            "annotation_status": annotation_status(kinds, required, c["label_source"]),
+            "label_source": c["label_source"], "shareable": c["shareable"], "consent_class": c["consent_class"],
+        })
+    return CASES.from_rows(rows)
+
+
+def annotation_status(kinds: set[str], required: set[str], label_source: str) -> str:
+    found = kinds & required
+    if not found:
+        return "image_only"
+    if label_source == "ehr_code" or found != required:
+        return "partial"
+    return "full"
+
+
+def _part(sharing: str, shareable: bool) -> str:
+    if sharing == "not_shared":
+        return "not_shared"
+    if sharing == "shared" or shareable:
+        return "shared"
+    return "partially_not_shared"
+
+
+def _read(store: DeltaStore, zone: str, name: str, team: str, dataset: str, columns: list[str]) -> pa.Table:
+    ds = store.dataset(zone, name)
+    if ds is None:
+        return pa.table({c: pa.array([], pa.string()) for c in columns})
+    return ds.to_table(columns=columns, filter=(pads.field("team") == team) & (pads.field("dataset") == dataset))
