@@ -2,9 +2,10 @@
 
 import sys
 
-from bench import deface, deid, ingest
+from bench import deface, deid, ingest, validation
 
-BENCHES = {"ingest": ingest.main, "deid": deid.main, "deface": deface.main}
+BENCHES = {"ingest": ingest.main, "deid": deid.main, "deface": deface.main,
+           "validation": validation.main}
 
 if __name__ == "__main__":
     args = sys.argv[1:]

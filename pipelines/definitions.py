@@ -7,16 +7,24 @@ import dagster as dg
 from assets.cases import annotations_and_cases
 from assets.deid import deidentify_export_batch, no_identifiers_in_deid_batch
 from assets.ingestion import ingest_export_batch
+from expectations.checks import suite_checks
 from medlake.settings import Settings
 from pipelines.jobs import INGEST_JOB
+from pipelines.partitions import EXPORT_BATCHES
 from pipelines.resources import resources_from
 from sensors.landing import landing_sensor
+
+
+# One blocking great-expectations check per suite in expectations/ (see its README).
+SUITE_TABLES = ("restricted.landed_files", "restricted.source_instances", "restricted.quarantine",
+                "restricted.batches", "deid.instances", "deid.deid_audit")
+SUITE_CHECKS = suite_checks({dg.AssetKey(t.split(".")): t for t in SUITE_TABLES}, partitions_def=EXPORT_BATCHES)
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[ingest_export_batch, deidentify_export_batch, annotations_and_cases],
-        asset_checks=[no_identifiers_in_deid_batch],
+        asset_checks=[no_identifiers_in_deid_batch, *SUITE_CHECKS],
         jobs=[INGEST_JOB],
         sensors=[landing_sensor],
         resources=resources_from(settings or Settings.from_env()),

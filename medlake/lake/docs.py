@@ -14,7 +14,10 @@ from medlake.lake.tables import (
     TableDef,
 )
 
-ALL_TABLES: tuple[TableDef, ...] = RESTRICTED_INGEST_TABLES + (VAULT, DEID_QUARANTINE) + DEID_TABLES + CASE_TABLES + (IDENTIFIER_CHECKS,)
+from medlake.validation.history import VALIDATION_HISTORY  # noqa: E402 - defined beside its writer
+
+ALL_TABLES: tuple[TableDef, ...] = (RESTRICTED_INGEST_TABLES + (VAULT, DEID_QUARANTINE) + DEID_TABLES + CASE_TABLES
+                                    + (IDENTIFIER_CHECKS, VALIDATION_HISTORY))
 
 
 def render(tables: tuple[TableDef, ...] = ALL_TABLES) -> str:

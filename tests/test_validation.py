@@ -1,0 +1,262 @@
+"""Data-quality suites (expectations/*.json): each passes on a correct table and names the
+expectation a corrupted one breaks; outcomes are recorded; a failing blocking check stops downstream."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from medlake.lake.tables import BATCHES, DEID_AUDIT, INSTANCES, LANDED_FILES, QUARANTINE, SOURCE_INSTANCES
+from medlake.validation import VALIDATION_HISTORY, load_suite, load_suites, record, validate
+from medlake.validation.runner import WITHHELD
+from medlake.validation.suite import SuiteError
+from pipelines.resources import LakeResource
+
+SUITES = Path(__file__).resolve().parent.parent / "expectations"
+TS = datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+SHA = "ab" * 32
+PSN = "PSN-" + "ABCDEFGHIJKLMNOPQR27"
+UID = "2.25.123456789012345678901234567890123456"
+
+
+def _uid(i: int) -> str:
+    return f"2.25.{10**30 + i}"
+
+
+def _landed(i):
+    return {"team": "tvgh", "dataset": "liver-ct", "batch": "2019-09-15", "path": f"images/{i}.dcm", "size": 100,
+            "sha256": SHA, "kind": "dicom_image", "status": "catalogued", "ingested_at": TS}
+
+
+def _source(i):
+    return {"team": "tvgh", "dataset": "liver-ct", "batch": "b1", "path": f"{i}.dcm", "sha256": SHA, "size": 10,
+            "kind": "dicom_image", "patient_id": "A123456789", "patient_name": "WANG^XIAO",
+            "study_instance_uid": "1.2.3", "series_instance_uid": "1.2.3.4", "sop_instance_uid": f"1.2.3.4.{i}",
+            "sop_class_uid": "1.2.840.10008.5.1.4.1.1.2", "transfer_syntax_uid": "1.2.840.10008.1.2.1",
+            "rows": 512, "columns": 512, "pixel_spacing_row": 0.7, "pixel_spacing_col": 0.7,
+            "slice_thickness": 1.25, "burned_in_annotation": "NO", "pixel_data_offset": 1200,
+            "study_date": datetime.date(2019, 1, 1)}
+
+
+def _quarantine(i):
+    return {"team": "tvgh", "dataset": "liver-ct", "batch": "b1", "path": f"{i}.bin", "scope": "file", "line": 0,
+            "reason_code": "not_dicom", "message": "not a DICOM file", "detected_at": TS}
+
+
+def _batch(i):
+    return {"team": "tvgh", "dataset": "liver-ct", "batch": f"b{i}", "content_digest": SHA,
+            "listing_fingerprint": SHA, "status": "ingested", "files_landed": 10, "files_catalogued": 7,
+            "files_quarantined": 2, "files_duplicate": 1, "dicom_objects": 7, "slides": 0, "cases": 1,
+            "case_rows_rejected": 0, "bytes": 1000, "ingested_at": TS, "duration_s": 1.5}
+
+
+def _instance(i):
+    return {"team": "tvgh", "dataset": "liver-ct", "batch_ref": "ABCDEFGHIJKLMNOPQRST", "patient_pseudonym": PSN,
+            "study_instance_uid": UID, "series_instance_uid": UID, "sop_instance_uid": _uid(i),
+            "sop_class_uid": "1.2.840.10008.5.1.4.1.1.2", "kind": "dicom_image", "modality": "CT",
+            "transfer_syntax_uid": "1.2.840.10008.1.2.1", "rows": 512, "columns": 512,
+            "study_date": datetime.date(2012, 5, 6), "patient_sex": "F", "patient_age": "054Y",
+            "manufacturer": "GE MEDICAL SYSTEMS", "pixel_spacing_row": 0.7, "pixel_spacing_col": 0.7,
+            "slice_thickness": 5.0, "frame_of_reference_uid": UID, "pixels_cleaned": False, "defaced": False,
+            "object_path": f"deid/objects/tvgh/{_uid(i)}.dcm", "sha256": SHA, "size": 5000}
+
+
+def _audit(i):
+    return {"team": "tvgh", "dataset": "liver-ct", "batch_ref": "ABCDEFGHIJKLMNOPQRST", "object_id": _uid(i),
+            "object_kind": "dicom_image", "options": ["retain_safe_private"], "actions": '{"X": 12, "U": 4}',
+            "fast_path": True, "pixels_cleaned": False, "defaced": False, "processed_at": TS}
+
+
+TABLES = {"restricted.landed_files": (LANDED_FILES, _landed), "restricted.source_instances": (SOURCE_INSTANCES, _source),
+          "restricted.quarantine": (QUARANTINE, _quarantine), "restricted.batches": (BATCHES, _batch),
+          "deid.instances": (INSTANCES, _instance), "deid.deid_audit": (DEID_AUDIT, _audit)}
+
+
+def _changed(table_id, changes: dict[int, dict]):
+    td, make = TABLES[table_id]
+    rows = [make(i) for i in range(6)]
+    for i, c in changes.items():
+        rows[i].update(c)
+    return td.from_rows(rows)
+
+
+@pytest.fixture(scope="module")
+def suites():
+    return load_suites(SUITES)
+
+
+def test_one_suite_per_table_and_columns_match_the_table_defs(suites):
+    assert set(suites) == set(TABLES)
+    for table_id, suite in suites.items():
+        td = TABLES[table_id][0]
+        assert suite.columns() <= set(td.column_names), table_id
+        keys = [e for e in suite.expectations if e.type == "expect_compound_columns_to_be_unique"]
+        assert [tuple(e.kwargs["column_list"]) for e in keys] == [td.keys]
+        for k in td.keys:
+            assert any(e.type == "expect_column_values_to_not_be_null" and e.column == k for e in suite.expectations)
+
+
+@pytest.mark.parametrize("table_id", sorted(TABLES))
+def test_suite_passes_on_a_correct_table(suites, table_id):
+    outcome = validate(_changed(table_id, {}), suites[table_id])
+    assert outcome.success, [(r.name, r.unexpected_count, r.error) for r in outcome.failed]
+    assert outcome.row_count == 6 and len(outcome.results) == len(suites[table_id].expectations)
+
+
+def _key_cols(table_id):
+    return ",".join(TABLES[table_id][0].keys)
+
+
+CORRUPTIONS = [
+    # (table, {row: changes}, failing expectation, column)
+    ("restricted.landed_files", {3: _landed(2)}, "expect_compound_columns_to_be_unique", _key_cols("restricted.landed_files")),
+    ("restricted.landed_files", {1: {"status": "lost"}}, "expect_column_values_to_be_in_set", "status"),
+    ("restricted.source_instances", {4: {"sop_instance_uid": "1.2.3.4.0"}}, "expect_compound_columns_to_be_unique",
+     _key_cols("restricted.source_instances")),
+    ("restricted.source_instances", {2: {"pixel_spacing_row": 120.0}}, "expect_column_values_to_be_between",
+     "pixel_spacing_row"),
+    ("restricted.source_instances", {2: {"rows": 0}}, "expect_column_values_to_be_between", "rows"),
+    ("restricted.quarantine", {0: {"scope": "dataset"}}, "expect_column_values_to_be_in_set", "scope"),
+    ("restricted.batches", {5: {"files_duplicate": 3}}, "medlake_column_equals_sum", "files_landed"),
+    ("restricted.batches", {1: {"status": "pending"}}, "expect_column_values_to_be_in_set", "status"),
+    ("deid.instances", {3: {"pixel_spacing_col": 0.0}}, "expect_column_values_to_be_between", "pixel_spacing_col"),
+    ("deid.instances", {3: {"study_date": datetime.date(2021, 1, 1)}}, "expect_column_values_to_be_between",
+     "study_date"),
+    ("deid.instances", {1: {"patient_pseudonym": "A123456789"}}, "expect_column_values_to_match_regex",
+     "patient_pseudonym"),
+    ("deid.instances", {1: {"series_instance_uid": "1.2.840.113619.2.55.3"}}, "expect_column_values_to_match_regex",
+     "series_instance_uid"),
+    ("deid.instances", {2: {"manufacturer": "call 0912-345-678"}}, "expect_column_values_to_not_match_regex_list",
+     "manufacturer"),
+    ("deid.instances", {2: {"body_part_examined": "F223456789"}}, "expect_column_values_to_not_match_regex_list",
+     "body_part_examined"),
+    ("deid.instances", {4: {"sop_instance_uid": _uid(0)}}, "expect_compound_columns_to_be_unique",
+     _key_cols("deid.instances")),
+    ("deid.deid_audit", {0: {"object_kind": "A123456789.dcm"}}, "expect_column_values_to_not_match_regex_list",
+     "object_kind"),
+    ("deid.deid_audit", {5: {"object_id": _uid(1)}}, "expect_compound_columns_to_be_unique",
+     _key_cols("deid.deid_audit")),
+]
+
+
+@pytest.mark.parametrize(("table_id", "changes", "expectation", "column"), CORRUPTIONS,
+                         ids=[f"{c[0]}-{c[2]}-{c[3]}" for c in CORRUPTIONS])
+def test_suite_fails_on_a_corrupted_table_and_names_the_expectation(suites, table_id, changes, expectation, column):
+    outcome = validate(_changed(table_id, changes), suites[table_id])
+    assert not outcome.success
+    assert outcome.failing(expectation, column), [r.name for r in outcome.failed]
+    failed = [r for r in outcome.failed if r.expectation == expectation and r.column == column][0]
+    assert failed.unexpected_count >= 1 and failed.example_keys
+
+
+def test_null_key_fails_not_null(suites):
+    # A null key column cannot be built through the TableDef (non-nullable), so relax the schema.
+    t = _changed("deid.instances", {})
+    schema = pa.schema([f.with_nullable(True) for f in t.schema])
+    rows = t.to_pylist()
+    rows[2]["sop_instance_uid"] = None
+    outcome = validate(pa.Table.from_pylist(rows, schema=schema), suites["deid.instances"])
+    assert outcome.failing("expect_column_values_to_not_be_null", "sop_instance_uid")
+
+
+def test_restricted_tables_report_row_numbers_never_values(suites):
+    outcome = validate(_changed("restricted.source_instances", {4: {"rows": 70000}}), suites["restricted.source_instances"])
+    [bad] = outcome.failed
+    assert bad.example_keys == [("row", 4)]
+    assert "A123456789" not in json.dumps([r.example_keys for r in outcome.results])
+
+
+def test_deid_examples_withhold_identifier_shaped_key_values(suites):
+    leaked = "1.2.840.113619.2.55.3.604688119"  # an original (hospital) UID left in the deid zone
+    outcome = validate(_changed("deid.instances", {2: {"sop_instance_uid": leaked, "rows": 0}}), suites["deid.instances"])
+    assert outcome.failing("expect_column_values_to_match_regex", "sop_instance_uid")
+    rows_fail = [r for r in outcome.failed if r.column == "rows"][0]
+    assert rows_fail.example_keys == [("tvgh", "liver-ct", WITHHELD)]
+    assert leaked not in json.dumps([r.example_keys for r in outcome.results])
+    ok = validate(_changed("deid.instances", {3: {"slice_thickness": 500.0}}), suites["deid.instances"])
+    assert ok.failed[0].example_keys == [("tvgh", "liver-ct", _uid(3))]
+
+
+def test_missing_column_fails_with_an_error_not_an_exception(suites):
+    outcome = validate(_changed("restricted.batches", {}).drop_columns(["status", "files_duplicate"]),
+                       suites["restricted.batches"])
+    errs = {r.name: r.error for r in outcome.failed}
+    assert errs["expect_column_values_to_be_in_set(status)"] == "missing column"
+    assert errs["medlake_column_equals_sum(files_landed)"] == "missing column"
+
+
+def test_suite_files_are_checked(tmp_path):
+    p = tmp_path / "deid.instances.json"
+    p.write_text(json.dumps({"table": "deid.other", "expectations": [{"type": "x", "kwargs": {}}]}))
+    with pytest.raises(SuiteError, match="must be named"):
+        load_suite(p)
+    p.write_text(json.dumps({"table": "nowhere.instances", "expectations": []}))
+    with pytest.raises(SuiteError):
+        load_suite(p)
+
+
+def test_record_appends_history_rows(tmp_path, suites):
+    from medlake.lake import DeltaStore, Lake
+
+    store = DeltaStore(Lake.from_root(str(tmp_path / "lake")))
+    suite = suites["restricted.batches"]
+    outcome = validate(_changed("restricted.batches", {0: {"files_landed": 11}}), suite)
+    record(store, suite.table_id, outcome, "run-1")
+    record(store, suite.table_id, outcome, "run-2")
+    rows = store.read("program", "validation_history").to_pylist()
+    assert len(rows) == 2 * len(suite.expectations)
+    assert store.read("program", "validation_history").schema == VALIDATION_HISTORY.schema
+    bad = [r for r in rows if not r["success"]]
+    assert {(r["expectation"], r["column"], r["unexpected_count"], r["run_id"]) for r in bad} == {
+        ("medlake_column_equals_sum", "files_landed", 1, "run-1"), ("medlake_column_equals_sum", "files_landed", 1, "run-2")}
+
+
+# --- Dagster -----------------------------------------------------------------------------------
+
+def _graph(tmp_path, rows_changes, executed: list):
+    import dagster as dg
+
+    from expectations.checks import suite_checks
+
+    parts = dg.StaticPartitionsDefinition(["tvgh/liver-ct/b1"])
+    key = dg.AssetKey(["restricted", "batches"])
+
+    @dg.asset(key=key, partitions_def=parts)
+    def batches(lake: LakeResource):
+        lake.store().append("restricted", "batches", _changed("restricted.batches", rows_changes))
+
+    @dg.asset(deps=[key], partitions_def=parts)
+    def downstream():
+        executed.append("downstream")
+
+    checks = suite_checks({key: "restricted.batches"}, partitions_def=parts)
+    res = dg.materialize([batches, downstream, *checks], partition_key="tvgh/liver-ct/b1",
+                         resources={"lake": LakeResource(root=str(tmp_path / "lake"))}, raise_on_error=False)
+    return res
+
+
+def test_failing_blocking_suite_check_stops_downstream(tmp_path):
+    executed: list = []
+    res = _graph(tmp_path, {2: {"files_catalogued": 1}}, executed)
+    assert not res.success
+    assert executed == []
+    [ev] = res.get_asset_check_evaluations()
+    assert not ev.passed
+    meta = ev.metadata
+    assert meta["failed"].value == 1
+    assert meta["failing_expectations"].value == {"medlake_column_equals_sum(files_landed)": 1}
+    assert meta["example_keys"].value == {"medlake_column_equals_sum(files_landed)": [["row", 2]]}
+    from medlake.lake import DeltaStore, Lake
+    hist = DeltaStore(Lake.from_root(str(tmp_path / "lake"))).read("program", "validation_history")
+    assert hist.num_rows == 17 and set(hist.column("run_id").to_pylist()) == {res.run_id}
+
+
+def test_passing_suite_check_lets_downstream_run(tmp_path):
+    executed: list = []
+    res = _graph(tmp_path, {}, executed)
+    assert res.success and executed == ["downstream"]
+    assert all(ev.passed for ev in res.get_asset_check_evaluations())
