@@ -4,17 +4,27 @@ identifier check, which blocks everything downstream when it finds anything."""
 import dagster as dg
 
 from medlake.checker.sources import check_objects, record_check
+from medlake.deid.summaries import summarise
 from medlake.deid.zone import deidentify_batch
-from medlake.lake.tables import ANNOTATION_FILES, DEID_AUDIT, DEID_QUARANTINE, INSTANCES, SLIDES, VAULT
+from medlake.lake.tables import (
+    ANNOTATION_FILES,
+    DEID_AUDIT,
+    DEID_QUARANTINE,
+    INSTANCES,
+    SERIES,
+    SLIDES,
+    STUDIES,
+    VAULT,
+)
 from medlake.landing import BatchRef
 from pipelines.keys import SecretKeyResource
 from pipelines.partitions import EXPORT_BATCHES
 from pipelines.resources import LakeResource, LandingResource, RegistryResource
 
-_OUTPUTS = (INSTANCES, SLIDES, ANNOTATION_FILES, DEID_AUDIT, VAULT, DEID_QUARANTINE)
+_OUTPUTS = (INSTANCES, SERIES, STUDIES, SLIDES, ANNOTATION_FILES, DEID_AUDIT, VAULT, DEID_QUARANTINE)
 _INGESTED = [dg.AssetKey(["restricted", n]) for n in
              ("landed_files", "source_instances", "source_slides", "source_cases", "batches")]
-_CHECKED_TABLES = [t.name for t in (INSTANCES, SLIDES, ANNOTATION_FILES, DEID_AUDIT)]
+_CHECKED_TABLES = [t.name for t in (INSTANCES, SERIES, STUDIES, SLIDES, ANNOTATION_FILES, DEID_AUDIT)]
 INSTANCES_KEY = dg.AssetKey(["deid", "instances"])
 
 
@@ -36,10 +46,13 @@ def deidentify_export_batch(context: dg.AssetExecutionContext, landing: LandingR
     quarantined in the restricted zone."""
     ref = BatchRef.from_key(context.partition_key)
     r = deidentify_batch(lake.store(), landing.zone(), registry.load(), secret.deid_keys(), ref, log=context.log.info)
+    r.table_versions.update(summarise(lake.store(), ref.team, ref.dataset))
     common = {"batch_ref": r.batch_ref, "objects_quarantined": r.quarantined, "seconds": round(r.duration_s, 3)}
     per = {
         "instances": {"dagster/partition_row_count": r.instances, "fast_path": r.fast_path,
                       "pixels_cleaned": r.pixels_cleaned, "defaced": r.defaced},
+        "series": {},
+        "studies": {},
         "slides": {"dagster/partition_row_count": r.slides},
         "annotation_files": {"dagster/partition_row_count": r.annotation_files},
         "deid_audit": {"actions": dg.MetadataValue.json(r.actions)},

@@ -13,11 +13,13 @@ from pipelines.jobs import INGEST_JOB
 from pipelines.partitions import EXPORT_BATCHES
 from pipelines.resources import resources_from
 from sensors.landing import landing_sensor
+from sensors.schedules import daily_batch_sweep
 
 
 # One blocking great-expectations check per suite in expectations/ (see its README).
 SUITE_TABLES = ("restricted.landed_files", "restricted.source_instances", "restricted.quarantine",
-                "restricted.batches", "deid.instances", "deid.deid_audit")
+                "restricted.batches", "deid.instances", "deid.series", "deid.studies", "deid.deid_audit",
+                "deid.annotations", "deid.cases")
 SUITE_CHECKS = suite_checks({dg.AssetKey(t.split(".")): t for t in SUITE_TABLES}, partitions_def=EXPORT_BATCHES)
 
 
@@ -27,6 +29,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         asset_checks=[no_identifiers_in_deid_batch, *SUITE_CHECKS],
         jobs=[INGEST_JOB],
         sensors=[landing_sensor],
+        schedules=[daily_batch_sweep],
         resources=resources_from(settings or Settings.from_env()),
     )
 

@@ -89,3 +89,16 @@ def test_workspace_yaml_loads_in_dagster_cli(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "All code locations passed validation" in out.stderr + out.stdout
+
+
+def test_daily_sweep_requests_what_the_sensor_did_not_take(lakehouse):
+    from sensors.schedules import daily_batch_sweep
+
+    lh = lakehouse
+    _batch(lh, "2019-10-01-a")
+    defs = _defs(lh)
+    with dg.instance_for_test() as instance:
+        requests = daily_batch_sweep(dg.build_schedule_context(instance=instance, resources=defs.resources))
+        assert [r.partition_key for r in requests] == ["tvgh/liver-ct/2019-10-01-a"]
+        assert instance.get_dynamic_partitions(EXPORT_BATCHES.name) == ["tvgh/liver-ct/2019-10-01-a"]
+    assert defs.resolve_schedule_def("daily_batch_sweep").cron_schedule == "0 6 * * *"

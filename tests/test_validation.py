@@ -10,7 +10,18 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from medlake.lake.tables import BATCHES, DEID_AUDIT, INSTANCES, LANDED_FILES, QUARANTINE, SOURCE_INSTANCES
+from medlake.lake.tables import (
+    ANNOTATIONS,
+    BATCHES,
+    CASES,
+    DEID_AUDIT,
+    INSTANCES,
+    LANDED_FILES,
+    QUARANTINE,
+    SERIES,
+    SOURCE_INSTANCES,
+    STUDIES,
+)
 from medlake.validation import VALIDATION_HISTORY, load_suite, load_suites, record, validate
 from medlake.validation.runner import WITHHELD
 from medlake.validation.suite import SuiteError
@@ -71,9 +82,41 @@ def _audit(i):
             "fast_path": True, "pixels_cleaned": False, "defaced": False, "processed_at": TS}
 
 
+def _series(i):
+    return {"team": "tvgh", "dataset": "liver-ct", "study_instance_uid": UID, "series_instance_uid": _uid(i),
+            "patient_pseudonym": PSN, "modality": "CT", "kinds": ["dicom_image"], "instances": 40, "frames": 40,
+            "bytes": 20_000_000, "pixels_cleaned": 0, "defaced": 0}
+
+
+def _study(i):
+    return {"team": "tvgh", "dataset": "liver-ct", "study_instance_uid": _uid(i), "patient_pseudonym": PSN,
+            "study_date": datetime.date(2012, 5, 6), "modalities": ["CT"], "series": 2, "instances": 80,
+            "frames": 80, "bytes": 40_000_000}
+
+
+CASE = "CASE-" + "ABCDEFGHIJKLMNOPQR27"
+
+
+def _annotation(i):
+    return {"team": "tvgh", "dataset": "liver-ct", "batch_ref": "ABCDEFGHIJKLMNOPQRST",
+            "annotation_id": f"{_uid(i)}#1", "kind": "contour", "source_format": "rtstruct", "label": "tumour",
+            "code": None, "value": None, "value_text": None, "unit": None, "target_study_uid": UID,
+            "target_series_uid": UID, "target_instance_uid": _uid(i), "target_case": None, "reader_role": None,
+            "resolved": True}
+
+
+def _case(i):
+    return {"team": "tvgh", "dataset": "liver-ct", "case_pseudonym": f"CASE-{'ABCDEFGHIJKLMNOPQRS'}{'234567'[i]}",
+            "patient_pseudonym": PSN, "part": "shared", "study_instance_uids": [_uid(i)], "instances": 80,
+            "frames": 80, "slides": 0, "modalities": ["CT"], "annotation_kinds": ["contour"],
+            "annotation_status": "full", "label_source": "physician", "shareable": True, "consent_class": "A"}
+
+
 TABLES = {"restricted.landed_files": (LANDED_FILES, _landed), "restricted.source_instances": (SOURCE_INSTANCES, _source),
           "restricted.quarantine": (QUARANTINE, _quarantine), "restricted.batches": (BATCHES, _batch),
-          "deid.instances": (INSTANCES, _instance), "deid.deid_audit": (DEID_AUDIT, _audit)}
+          "deid.instances": (INSTANCES, _instance), "deid.series": (SERIES, _series),
+          "deid.studies": (STUDIES, _study), "deid.deid_audit": (DEID_AUDIT, _audit),
+          "deid.annotations": (ANNOTATIONS, _annotation), "deid.cases": (CASES, _case)}
 
 
 def _changed(table_id, changes: dict[int, dict]):
@@ -140,6 +183,22 @@ CORRUPTIONS = [
      "object_kind"),
     ("deid.deid_audit", {5: {"object_id": _uid(1)}}, "expect_compound_columns_to_be_unique",
      _key_cols("deid.deid_audit")),
+    ("deid.series", {2: {"instances": 0}}, "expect_column_values_to_be_between", "instances"),
+    ("deid.series", {1: {"series_instance_uid": _uid(0)}}, "expect_compound_columns_to_be_unique",
+     _key_cols("deid.series")),
+    ("deid.studies", {0: {"study_date": datetime.date(2021, 3, 1)}}, "expect_column_values_to_be_between",
+     "study_date"),
+    ("deid.studies", {0: {"patient_pseudonym": "CHEN^YI-CHUN"}}, "expect_column_values_to_match_regex",
+     "patient_pseudonym"),
+    ("deid.annotations", {3: {"resolved": False}}, "expect_column_values_to_be_in_set", "resolved"),
+    ("deid.annotations", {3: {"kind": "arrow"}}, "expect_column_values_to_be_in_set", "kind"),
+    ("deid.annotations", {2: {"label": "seen 0912-345-678"}}, "expect_column_values_to_not_match_regex_list",
+     "label"),
+    ("deid.cases", {4: {"instances": 0, "slides": 0}}, "medlake_sum_at_least", "instances,slides"),
+    ("deid.cases", {4: {"annotation_status": "annotated"}}, "expect_column_values_to_be_in_set",
+     "annotation_status"),
+    ("deid.cases", {1: {"case_pseudonym": "LUNG-CT-00012"}}, "expect_column_values_to_match_regex",
+     "case_pseudonym"),
 ]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow.dataset as pads
 
-from medlake.annotations import AnnotationProblem, read_annotation
+from medlake.annotations import AnnotationProblem, mask_shape, read_annotation
 from medlake.lake.delta import DeltaStore
 
 DICOM_ANNOTATION_KINDS = ("rtstruct", "seg", "sr", "presentation_state")
@@ -22,11 +22,18 @@ def batch_annotations(store: DeltaStore, team: str, dataset: str, batch_ref: str
     dataset_filter = (pads.field("team") == team) & (pads.field("dataset") == dataset)
     instances = store.dataset("deid", "instances")
     known_uids: set[str] = set()
+    geometry: dict[str, tuple] = {}  # instance or series UID -> (rows, columns[, slices])
     if instances is not None:
         t = instances.to_table(columns=["batch_ref", "kind", "sop_instance_uid", "series_instance_uid",
-                                        "study_instance_uid", "object_path"], filter=dataset_filter)
+                                        "study_instance_uid", "object_path", "rows", "columns"],
+                               filter=dataset_filter)
         for c in ("sop_instance_uid", "series_instance_uid", "study_instance_uid"):
             known_uids |= set(t.column(c).to_pylist())
+        slices: dict[str, int] = {}
+        for r in t.to_pylist():
+            geometry[r["sop_instance_uid"]] = (r["rows"], r["columns"])
+            slices[r["series_instance_uid"]] = slices.get(r["series_instance_uid"], 0) + 1
+            geometry[r["series_instance_uid"]] = (slices[r["series_instance_uid"]], r["rows"], r["columns"])
         for r in t.to_pylist():
             if r["batch_ref"] == batch_ref and r["kind"] in DICOM_ANNOTATION_KINDS:
                 objects.append((r["sop_instance_uid"], r["kind"], r["object_path"]))
@@ -45,6 +52,10 @@ def batch_annotations(store: DeltaStore, team: str, dataset: str, batch_ref: str
             continue
         for code, message in result.problems:
             problems.append({**key, "object_id": object_id, "code": code, "message": message})
+        if kind == "mask_image":
+            mismatch = _mask_mismatch(root / rel, result.rows, geometry)
+            if mismatch:
+                problems.append({**key, "object_id": object_id, "code": "mask_size_mismatch", "message": mismatch})
         missing = 0
         for a in result.rows:
             row = {**key, **asdict(a)}
@@ -58,6 +69,21 @@ def batch_annotations(store: DeltaStore, team: str, dataset: str, batch_ref: str
             problems.append({**key, "object_id": object_id, "code": "target_missing",
                              "message": f"{missing} annotation(s) point at objects or cases that do not exist"})
     return rows, _unique(problems)
+
+
+def _mask_mismatch(path: Path, rows, geometry: dict[str, tuple]) -> str | None:
+    """A mask must have its image's rows and columns (2D) or its series' slices too (3D)."""
+    target = next((r.target_instance_uid or r.target_series_uid for r in rows
+                   if r.target_instance_uid or r.target_series_uid), None)
+    expected = geometry.get(target) if target else None
+    if expected is None:
+        return None
+    shape = tuple(mask_shape(path))
+    if len(shape) == 2:
+        expected = expected[-2:]
+    if shape != tuple(expected):
+        return f"the mask is {'x'.join(map(str, shape))} but its image is {'x'.join(map(str, expected))}"
+    return None
 
 
 def _unique(problems: list[dict]) -> list[dict]:

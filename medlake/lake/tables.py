@@ -273,6 +273,48 @@ INSTANCES = TableDef(
     ),
 )
 
+SERIES = TableDef(
+    zone="deid",
+    name="series",
+    doc="One row per de-identified series, summarised from deid/instances.",
+    keys=("team", "dataset", "series_instance_uid"),
+    partition_by=("team",),
+    columns=(
+        _c("team", _STR, "team id", False),
+        _c("dataset", _STR, "dataset id", False),
+        _c("study_instance_uid", _STR, "keyed 2.25 UID", False),
+        _c("series_instance_uid", _STR, "keyed 2.25 UID", False),
+        _c("patient_pseudonym", _STR, "PatientID of the series' objects", False),
+        _c("modality", _STR, "Modality"),
+        _c("kinds", pa.list_(_STR), "object kinds in the series", False),
+        _c("instances", pa.int64(), "objects", False),
+        _c("frames", pa.int64(), "frames (single-frame objects count one)", False),
+        _c("bytes", pa.int64(), "bytes of the de-identified files", False),
+        _c("pixels_cleaned", pa.int64(), "objects whose burned-in text was blanked", False),
+        _c("defaced", pa.int64(), "objects defaced", False),
+    ),
+)
+
+STUDIES = TableDef(
+    zone="deid",
+    name="studies",
+    doc="One row per de-identified study, summarised from deid/instances.",
+    keys=("team", "dataset", "study_instance_uid"),
+    partition_by=("team",),
+    columns=(
+        _c("team", _STR, "team id", False),
+        _c("dataset", _STR, "dataset id", False),
+        _c("study_instance_uid", _STR, "keyed 2.25 UID", False),
+        _c("patient_pseudonym", _STR, "PatientID of the study's objects", False),
+        _c("study_date", pa.date32(), "StudyDate, shifted"),
+        _c("modalities", pa.list_(_STR), "modalities in the study", False),
+        _c("series", pa.int64(), "series", False),
+        _c("instances", pa.int64(), "objects", False),
+        _c("frames", pa.int64(), "frames", False),
+        _c("bytes", pa.int64(), "bytes of the de-identified files", False),
+    ),
+)
+
 SLIDES = TableDef(
     zone="deid",
     name="slides",
@@ -322,7 +364,7 @@ DEID_AUDIT = TableDef(
     ),
 )
 
-DEID_TABLES = (INSTANCES, SLIDES, ANNOTATION_FILES, DEID_AUDIT)
+DEID_TABLES = (INSTANCES, SERIES, STUDIES, SLIDES, ANNOTATION_FILES, DEID_AUDIT)
 
 
 ANNOTATIONS = TableDef(

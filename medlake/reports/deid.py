@@ -10,19 +10,28 @@ from medlake.lake import DeltaStore
 def deid_summary(store: DeltaStore) -> list[dict]:
     if not store.exists("deid", "deid_audit"):
         return []
-    audit = store.dataset("deid", "deid_audit").to_table(  # noqa: F841 - read by DuckDB below
+    audit = store.dataset("deid", "deid_audit").to_table(
         columns=["team", "dataset", "object_kind", "fast_path", "pixels_cleaned", "defaced"])
-    quarantine = (store.dataset("restricted", "deid_quarantine").to_table(columns=["team", "dataset"])  # noqa: F841
+    quarantine = (store.dataset("restricted", "deid_quarantine").to_table(columns=["team", "dataset"])
                   if store.exists("restricted", "deid_quarantine") else None)
-    checks = (store.dataset("program", "identifier_checks").to_table(  # noqa: F841
+    checks = (store.dataset("program", "identifier_checks").to_table(
         columns=["team", "dataset", "batch_ref", "passed", "checked_at"])
         if store.exists("program", "identifier_checks") else None)
-    con = duckdb.connect()
-    q_sql = ("(SELECT team, dataset, count(*) AS n FROM quarantine GROUP BY ALL)" if quarantine is not None
+    with duckdb.connect() as con:
+        con.register("audit", audit)
+        if quarantine is not None:
+            con.register("quarantine", quarantine)
+        if checks is not None:
+            con.register("checks", checks)
+        return _summary(con, quarantine is not None, checks is not None)
+
+
+def _summary(con, has_quarantine: bool, has_checks: bool) -> list[dict]:
+    q_sql = ("(SELECT team, dataset, count(*) AS n FROM quarantine GROUP BY ALL)" if has_quarantine
              else "(SELECT NULL::VARCHAR AS team, NULL::VARCHAR AS dataset, 0 AS n WHERE false)")
     c_sql = ("""(SELECT team, dataset, bool_and(passed) AS passed FROM (
                    SELECT *, row_number() OVER (PARTITION BY team, dataset, batch_ref ORDER BY checked_at DESC) AS r
-                   FROM checks) WHERE r = 1 GROUP BY ALL)""" if checks is not None
+                   FROM checks) WHERE r = 1 GROUP BY ALL)""" if has_checks
              else "(SELECT NULL::VARCHAR AS team, NULL::VARCHAR AS dataset, NULL::BOOLEAN AS passed WHERE false)")
     return con.sql(f"""
         SELECT a.team, a.dataset,

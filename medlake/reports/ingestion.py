@@ -11,8 +11,12 @@ def ingestion_summary(store: DeltaStore) -> list[dict]:
     ds = store.dataset("restricted", "batches")
     if ds is None:
         return []
-    batches = ds.to_table()  # noqa: F841 - read by DuckDB below
-    con = duckdb.connect()
+    with duckdb.connect() as con:
+        con.register("batches", ds.to_table())
+        return _summary(con)
+
+
+def _summary(con) -> list[dict]:
     return con.sql("""
         SELECT team, dataset,
                count(*) FILTER (WHERE status = 'ingested')            AS batches,

@@ -26,6 +26,18 @@ def column_equals_sum(table: pa.Table, column: str, sum_of: list[str]) -> np.nda
     return np.flatnonzero(~ok.to_numpy(zero_copy_only=False))
 
 
+def sum_at_least(table: pa.Table, column_list: list[str], min_value: int) -> np.ndarray:
+    """Rows where the sum of `columns` is below `min_value` (nulls count as 0).
+
+    cases: instances + slides >= 1, i.e. every case has at least one de-identified image."""
+    total = pc.fill_null(table.column(column_list[0]), 0)
+    for c in column_list[1:]:
+        total = pc.add_checked(total, pc.fill_null(table.column(c), 0))
+    ok = pc.fill_null(pc.greater_equal(total, min_value), False)
+    return np.flatnonzero(~ok.to_numpy(zero_copy_only=False))
+
+
 RULES: dict[str, Callable[..., np.ndarray]] = {
     "medlake_column_equals_sum": column_equals_sum,
+    "medlake_sum_at_least": sum_at_least,
 }
