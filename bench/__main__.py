@@ -2,10 +2,10 @@
 
 import sys
 
-from bench import deface, deid, ingest, validation
+from bench import annotations, deface, deid, ingest, validation
 
 BENCHES = {"ingest": ingest.main, "deid": deid.main, "deface": deface.main,
-           "validation": validation.main}
+           "validation": validation.main, "annotations": annotations.main}
 
 if __name__ == "__main__":
     args = sys.argv[1:]
