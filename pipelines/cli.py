@@ -125,7 +125,8 @@ def demo(cases: int, seed: int) -> None:
                   "source_cases, quarantine, batches, vault)")
     console.print(f"  de-identified zone:              {s.lake}/deid/  (objects/, instances, slides, "
                   "annotation_files, deid_audit)")
-    console.print(f"  identifier checks:               {s.lake}/program/identifier_checks")
+    console.print(f"  cases and annotations:           {s.lake}/deid/cases, deid/annotations, deid/annotation_problems")
+    console.print(f"  identifier checks, validations:  {s.lake}/program/identifier_checks, program/validation_history")
     console.print(f"  Dagster runs:                    {s.dagster_home}  (make ui, then http://127.0.0.1:3000)")
     console.print("  in the terminal:                 medlake status")
     sys.exit(code)
@@ -175,7 +176,7 @@ def synth(out: Path, datasets: str, cases: int, batches: int, tiny: bool, seed: 
 
 @main.command()
 def status() -> None:
-    """Ingestion status per dataset: batches, files, objects, cases, quarantined."""
+    """Status per dataset: ingestion, de-identification, and cases by annotation status."""
     s = Settings.from_env().absolute()
     if not _print_summary(s):
         console.print(f"No batches ingested yet in {s.lake}. Land exports in {s.landing} and run `medlake run`.")
@@ -200,7 +201,26 @@ def _print_summary(s: Settings) -> bool:
         table.add_row(r["team"], r["dataset"], *(str(r[k]) for k in columns))
     console.print(table)
     _print_deid_summary(s)
+    _print_cases_summary(s)
     return True
+
+
+def _print_cases_summary(s: Settings) -> None:
+    from medlake.lake import DeltaStore, Lake
+    from medlake.reports.cases import cases_summary
+
+    rows = cases_summary(DeltaStore(Lake.from_root(s.lake)))
+    if not rows:
+        return
+    table = Table(title="Cases by annotation status (deid/cases)")
+    table.add_column("team", no_wrap=True)
+    table.add_column("dataset", no_wrap=True)
+    columns = ("cases", "image_only", "partial", "full", "withheld")
+    for c in columns:
+        table.add_column(c.replace("_", " "), justify="right")
+    for r in rows:
+        table.add_row(r["team"], r["dataset"], *(str(r[c]) for c in columns))
+    console.print(table)
 
 
 def _print_deid_summary(s: Settings) -> None:
