@@ -52,25 +52,27 @@ def run_pending(
 
     settings = settings.absolute()
     load_registry(settings.program)  # fail fast, naming the file and field, before any run starts
-    instance = dagster_instance(settings)
-    defs = build_definitions(settings)
     landing = LandingZone(settings.landing)
     store = DeltaStore(Lake.from_root(settings.lake))
-    pending = pending_batches(landing, store)
-    known = set(instance.get_dynamic_partitions("export_batch"))
-    new = sorted({p.ref.key for p in pending} - known)
-    if new:
-        instance.add_dynamic_partitions("export_batch", new)
-    job = defs.resolve_job_def("process_export_batch")
     report = RunReport()
-    for p in pending:
-        if on_batch_start:
-            on_batch_start(p.ref.key, len(landing.files(p.ref)))
-        result = job.execute_in_process(partition_key=p.ref.key, instance=instance, raise_on_error=False,
-                                        run_config=_QUIET, tags={"medlake/trigger": "cli"})
-        report.batches_run += 1
-        if not result.success:
-            report.failed.append(p.ref.key)
-        if on_batch_done:
-            on_batch_done(p.ref.key, result.success)
+    # Entered, so that Dagster's per-instance context (its definitions-state storage) is this
+    # instance's for the whole run and is released when the run is over.
+    with dagster_instance(settings) as instance:
+        defs = build_definitions(settings)
+        pending = pending_batches(landing, store)
+        known = set(instance.get_dynamic_partitions("export_batch"))
+        new = sorted({p.ref.key for p in pending} - known)
+        if new:
+            instance.add_dynamic_partitions("export_batch", new)
+        job = defs.resolve_job_def("process_export_batch")
+        for p in pending:
+            if on_batch_start:
+                on_batch_start(p.ref.key, len(landing.files(p.ref)))
+            result = job.execute_in_process(partition_key=p.ref.key, instance=instance, raise_on_error=False,
+                                            run_config=_QUIET, tags={"medlake/trigger": "cli"})
+            report.batches_run += 1
+            if not result.success:
+                report.failed.append(p.ref.key)
+            if on_batch_done:
+                on_batch_done(p.ref.key, result.success)
     return report

@@ -85,7 +85,8 @@ def test_a_leak_fails_the_blocking_identifier_check(lakehouse):
             partition_key=ref.key, instance=instance, raise_on_error=False)
         assert not result.success
         evaluations = [e.asset_check_evaluation_data for e in result.all_events
-                       if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+                       if e.event_type_value == "ASSET_CHECK_EVALUATION"
+                       and e.asset_check_evaluation_data.check_name == "no_identifiers_in_deid_batch"]
         assert len(evaluations) == 1 and not evaluations[0].passed
         # Found in the object, in deid/instances' data and in its Delta log statistics.
         by_kind = evaluations[0].metadata["by_kind"].value

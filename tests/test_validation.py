@@ -293,9 +293,9 @@ def _graph(tmp_path, rows_changes, executed: list):
         executed.append("downstream")
 
     checks = suite_checks({key: "restricted.batches"}, partitions_def=parts)
-    res = dg.materialize([batches, downstream, *checks], partition_key="tvgh/liver-ct/b1",
-                         resources={"lake": LakeResource(root=str(tmp_path / "lake"))}, raise_on_error=False)
-    return res
+    with dg.instance_for_test() as instance:
+        return dg.materialize([batches, downstream, *checks], partition_key="tvgh/liver-ct/b1", instance=instance,
+                              resources={"lake": LakeResource(root=str(tmp_path / "lake"))}, raise_on_error=False)
 
 
 def test_failing_blocking_suite_check_stops_downstream(tmp_path):
