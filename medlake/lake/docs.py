@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 
 from medlake.lake.tables import (
+    CONSENT_EVENTS,
+    PROGRESS_TABLES,
     CASE_TABLES,
     DEID_QUARANTINE,
     DEID_TABLES,
@@ -17,7 +19,7 @@ from medlake.lake.tables import (
 from medlake.validation.history import VALIDATION_HISTORY  # noqa: E402 - defined beside its writer
 
 ALL_TABLES: tuple[TableDef, ...] = (RESTRICTED_INGEST_TABLES + (VAULT, DEID_QUARANTINE) + DEID_TABLES + CASE_TABLES
-                                    + (IDENTIFIER_CHECKS, VALIDATION_HISTORY))
+                                    + (IDENTIFIER_CHECKS, VALIDATION_HISTORY, CONSENT_EVENTS) + PROGRESS_TABLES)
 
 
 def render(tables: tuple[TableDef, ...] = ALL_TABLES) -> str:

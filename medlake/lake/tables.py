@@ -448,3 +448,108 @@ IDENTIFIER_CHECKS = TableDef(
 )
 
 CASE_TABLES = (ANNOTATIONS, ANNOTATION_PROBLEMS, CASES)
+
+# --- programme progress (program zone) ----------------------------------------------------------
+
+_AS_OF = (
+    _c("as_of", pa.date32(), "the date the figures are as of", False),
+    _c("elapsed_ratio", pa.float64(), "share of the programme period elapsed on as_of (0..1)", False),
+)
+
+PROGRESS_BY_DATASET = TableDef(
+    zone="program",
+    name="progress_by_dataset",
+    doc="Seed table 5: per dataset and sharing part, cases by annotation status against the milestone targets.",
+    keys=("as_of", "dataset", "part"),
+    columns=_AS_OF + (
+        _c("table5_no", pa.int32(), "row number of the dataset in seed table 5", False),
+        _c("dataset", _STR, "dataset id", False),
+        _c("name_zh", _STR, "dataset name (Chinese)", False),
+        _c("name_en", _STR, "dataset name (English)", False),
+        _c("organ", _STR, "organ group", False),
+        _c("team", _STR, "team id", False),
+        _c("sharing", _STR, "dataset sharing status: shared, partially_shared or not_shared", False),
+        _c("part", _STR, "shared, partially_not_shared or not_shared", False),
+        _c("image_only", pa.int64(), "cases with no required annotation kind", False),
+        _c("partial", pa.int64(), "cases with some required kinds (or labels from diagnosis codes)", False),
+        _c("full", pa.int64(), "cases with every required kind", False),
+        _c("total", pa.int64(), "all cases of the part", False),
+        _c("target_2019_11", pa.int64(), "milestone target 2019-11 for this part (0 when none)", False),
+        _c("target_2020_11", pa.int64(), "milestone target 2020-11 (on the shared part of a split dataset)", False),
+        _c("achievement_2019_11", pa.float64(), "total / target_2019_11 (null without a target)"),
+        _c("avg_images_per_case", pa.float64(), "registry figure", False),
+        _c("est_annotated_images", pa.int64(), "(partial + full) x avg_images_per_case", False),
+    ),
+)
+
+PROGRESS_BY_TEAM = TableDef(
+    zone="program",
+    name="progress_by_team",
+    doc="Seed table 4: per team and overall, built cases and shared cases against the 2019-11 target, "
+        "with and without image-only cases and diagnosis-code-labelled datasets.",
+    keys=("as_of", "scope", "view", "team"),
+    columns=_AS_OF + (
+        _c("scope", _STR, "built (every case) or shared (cases of the shared parts)", False),
+        _c("view", _STR, "all; annotated (without image-only cases); annotated_without_ehr_labels "
+                         "(also without datasets whose labels are diagnosis codes)", False),
+        _c("team", _STR, "team id, or 'all'", False),
+        _c("team_name_zh", _STR, "team name (Chinese), or 總計", False),
+        _c("datasets", pa.int64(), "datasets counted", False),
+        _c("cases", pa.int64(), "cases", False),
+        _c("target", pa.int64(), "2019-11 target", False),
+        _c("achievement", pa.float64(), "cases / target"),
+    ),
+)
+
+CONSENT_EVENTS = TableDef(
+    zone="restricted",
+    name="consent_events",
+    doc="Consent events from the landing zone's _consent/*.csv files, as sent (identifiers included).",
+    keys=("team", "file", "line"),
+    partition_by=("team",),
+    columns=(
+        _c("team", _STR, "team id", False),
+        _c("file", _STR, "file name under <team>/_consent/", False),
+        _c("line", pa.int32(), "line number in the file (1 = header)", False),
+        _c("patient_id", _STR, "as in cases.csv", False),
+        _c("consent_class", _STR, "A, B or C"),
+        _c("event", _STR, "notice_sent, undelivered, consented, opted_out, withdrawn, deceased", False),
+        _c("event_date", pa.date32(), "event date", False),
+        _c("reference", _STR, "letter or form number"),
+    ),
+)
+
+CONSENT_SUMMARY = TableDef(
+    zone="program",
+    name="consent_summary",
+    doc="Seed table 7 per team and overall: notices sent, undelivered, opt-out requests, deaths, and the "
+        "opt-out ratio = opt-outs / (sent - undelivered).",
+    keys=("as_of", "team"),
+    columns=_AS_OF + (
+        _c("team", _STR, "team id, or 'all'", False),
+        _c("notices_sent", pa.int64(), "notice_sent events", False),
+        _c("undelivered", pa.int64(), "undelivered events", False),
+        _c("opt_outs", pa.int64(), "opted_out and withdrawn events", False),
+        _c("deaths", pa.int64(), "deceased events", False),
+        _c("opt_out_ratio", pa.float64(), "opt_outs / (notices_sent - undelivered)"),
+    ),
+)
+
+PROGRESS_HISTORY = TableDef(
+    zone="program",
+    name="progress_history",
+    doc="A dated snapshot of every progress figure, appended by every run, for the dashboard's trend.",
+    keys=("snapshot_at", "level", "key"),
+    columns=(
+        _c("snapshot_at", _TS, "when the snapshot was taken", False),
+        _c("as_of", pa.date32(), "the figures' as-of date", False),
+        _c("level", _STR, "dataset or team", False),
+        _c("key", _STR, "dataset id or team id ('all' for the programme)", False),
+        _c("cases", pa.int64(), "cases", False),
+        _c("target", pa.int64(), "2019-11 target", False),
+        _c("achievement", pa.float64(), "cases / target"),
+        _c("elapsed_ratio", pa.float64(), "share of the programme period elapsed", False),
+    ),
+)
+
+PROGRESS_TABLES = (PROGRESS_BY_DATASET, PROGRESS_BY_TEAM, CONSENT_SUMMARY, PROGRESS_HISTORY)

@@ -1,0 +1,1 @@
+"""Consent events from the landing zone (EXPORT_FORMAT.md, <team>/_consent/*.csv)."""
