@@ -21,6 +21,7 @@ err = Console(stderr=True)
 
 DEMO_CASES = 4
 DEMO_SEED = 2019
+DEMO_AS_OF = "2019-09-15"
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -62,15 +63,18 @@ def _run(settings: Settings) -> int:
     except RegistryError as e:
         _fail(str(e))
     s = settings.absolute()
-    todo = len(pending_batches(LandingZone(s.landing), DeltaStore(Lake.from_root(s.lake))))
-    if todo == 0:
+    store, landing = DeltaStore(Lake.from_root(s.lake)), LandingZone(s.landing)
+    todo = len(pending_batches(landing, store))
+    from medlake.progress.stale import programme_stale
+
+    if todo == 0 and not programme_stale(store, landing, load_registry(s.program)):
         console.print(f"Nothing new in the landing zone {s.landing}.")
         return 0
     from pipelines.runner import run_pending  # Dagster costs a second to import: only when there is work
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as bar:
-        task = bar.add_task("processing export batches", total=todo)
+        task = bar.add_task("processing export batches", total=max(todo, 1))
         state = {"n": 0}
 
         def start(key: str, files: int) -> None:
@@ -84,6 +88,8 @@ def _run(settings: Settings) -> int:
 
         report = run_pending(settings, on_batch_start=start, on_batch_done=done)
         bar.update(task, description="processing export batches")
+    if report.programme_refreshed:
+        console.print("Programme tables, dashboard and catalogue refreshed.")
     if not report.ok:
         err.print(f"[red]{len(report.failed)} of {report.batches_run} batch runs failed[/]")
         return 1
@@ -96,6 +102,8 @@ def _run(settings: Settings) -> int:
 def demo(cases: int, seed: int) -> None:
     """Synthesise a small programme (every dataset, all teams) into the landing zone, run everything,
     and print what was built and where to look."""
+    # The synthetic programme mirrors the 2019 report, so its figures are shown as of the report's date.
+    os.environ.setdefault("MEDLAKE_AS_OF", DEMO_AS_OF)
     settings = Settings.from_env()
     s = settings.absolute()
     if not os.environ.get(SECRET_KEY_ENV):
@@ -128,6 +136,8 @@ def demo(cases: int, seed: int) -> None:
     console.print(f"  cases and annotations:           {s.lake}/deid/cases, deid/annotations, deid/annotation_problems")
     console.print(f"  identifier checks, validations:  {s.lake}/program/identifier_checks, program/validation_history")
     console.print(f"  Dagster runs:                    {s.dagster_home}  (make ui, then http://127.0.0.1:3000)")
+    console.print(f"  dashboard (open in a browser):   {s.lake}/program/dashboard/index.html  (medlake dashboard)")
+    console.print(f"  Parquet catalogue and DuckDB:    {s.lake}/catalog/  (medlake query \"SELECT count(*) FROM cases\")")
     console.print("  in the terminal:                 medlake status")
     sys.exit(code)
 
@@ -202,7 +212,27 @@ def _print_summary(s: Settings) -> bool:
     console.print(table)
     _print_deid_summary(s)
     _print_cases_summary(s)
+    _print_progress(s)
     return True
+
+
+def _print_progress(s: Settings) -> None:
+    from medlake.lake import DeltaStore, Lake
+
+    ds = DeltaStore(Lake.from_root(s.lake)).dataset("program", "progress_by_team")
+    if ds is None:
+        return
+    rows = [r for r in ds.to_table().to_pylist() if r["view"] == "all"]
+    if not rows:
+        return
+    table = Table(title=f"Programme progress against the 2019-11 target (as of {rows[0]['as_of']}, "
+                        f"{100 * rows[0]['elapsed_ratio']:.1f}% of the programme period elapsed)")
+    for c in ("scope", "team", "datasets", "cases", "target", "achievement"):
+        table.add_column(c, justify="left" if c in ("scope", "team") else "right")
+    for r in rows:
+        table.add_row(r["scope"], r["team"], str(r["datasets"]), f"{r['cases']:,}", f"{r['target']:,}",
+                      f"{100 * r['achievement']:.1f}%" if r["achievement"] is not None else "-")
+    console.print(table)
 
 
 def _print_cases_summary(s: Settings) -> None:
@@ -242,6 +272,68 @@ def _print_deid_summary(s: Settings) -> None:
         verdict = {True: "[green]passed[/]", False: "[red]FAILED[/]", None: "not run"}[r["identifier_check_passed"]]
         table.add_row(r["team"], r["dataset"], *(str(r[k]) for k in columns), verdict)
     console.print(table)
+
+
+@main.command()
+@click.argument("sql")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+def query(sql: str, as_csv: bool) -> None:
+    """Run SQL with DuckDB over the Parquet catalogue (views: instances, series, studies, cases,
+    annotations, progress_by_dataset, progress_by_team, consent_summary)."""
+    from medlake.catalog import CatalogError, default_db_path
+    from medlake.catalog import query as run_query
+    from medlake.lake import DeltaStore, Lake
+
+    s = Settings.from_env().absolute()
+    try:
+        result = run_query(default_db_path(DeltaStore(Lake.from_root(s.lake))), sql)
+    except CatalogError as e:
+        _fail(str(e))
+    if as_csv:
+        import pyarrow.csv as pacsv
+
+        buf = __import__("io").BytesIO()
+        pacsv.write_csv(result, buf)
+        sys.stdout.write(buf.getvalue().decode("utf-8"))
+        return
+    table = Table(show_lines=False)
+    for name in result.column_names:
+        table.add_column(name)
+    for row in result.to_pylist():
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    console.print(table)
+
+
+@main.command()
+@click.option("--open", "open_it", is_flag=True, help="Open it in the default browser.")
+@click.option("--serve", is_flag=True, help="Serve it on http://127.0.0.1:PORT until interrupted.")
+@click.option("--port", default=8765, show_default=True)
+def dashboard(open_it: bool, serve: bool, port: int) -> None:
+    """Print the dashboard's path (the default), open it, or serve it on localhost."""
+    from assets.programme import dashboard_path
+    from medlake.lake import DeltaStore, Lake
+
+    s = Settings.from_env().absolute()
+    path = dashboard_path(DeltaStore(Lake.from_root(s.lake)))
+    if not path.is_file():
+        _fail(f"no dashboard yet at {path}: run `medlake run` (or `medlake demo`) first")
+    if serve:
+        import functools
+        import http.server
+
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(path.parent))
+        with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as httpd:
+            console.print(f"Serving {path} on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
+            try:
+                httpd.serve_forever()
+            except KeyboardInterrupt:
+                pass
+        return
+    if open_it:
+        import webbrowser
+
+        webbrowser.open(path.as_uri())
+    console.print(str(path))
 
 
 if __name__ == "__main__":

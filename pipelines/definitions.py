@@ -7,9 +7,10 @@ import dagster as dg
 from assets.cases import annotations_and_cases
 from assets.deid import deidentify_export_batch, no_identifiers_in_deid_batch
 from assets.ingestion import ingest_export_batch
+from assets.programme import catalog, dashboard, programme_progress
 from expectations.checks import suite_checks
 from medlake.settings import Settings
-from pipelines.jobs import INGEST_JOB
+from pipelines.jobs import INGEST_JOB, PROGRAMME_JOB
 from pipelines.partitions import EXPORT_BATCHES
 from pipelines.resources import resources_from
 from sensors.landing import landing_sensor
@@ -25,9 +26,10 @@ SUITE_CHECKS = suite_checks({dg.AssetKey(t.split(".")): t for t in SUITE_TABLES}
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
-        assets=[ingest_export_batch, deidentify_export_batch, annotations_and_cases],
+        assets=[ingest_export_batch, deidentify_export_batch, annotations_and_cases, programme_progress,
+                dashboard, catalog],
         asset_checks=[no_identifiers_in_deid_batch, *SUITE_CHECKS],
-        jobs=[INGEST_JOB],
+        jobs=[INGEST_JOB, PROGRAMME_JOB],
         sensors=[landing_sensor],
         schedules=[daily_batch_sweep],
         resources=resources_from(settings or Settings.from_env()),

@@ -9,3 +9,9 @@ INGEST_JOB = dg.define_asset_job(
                 "de-identify it into the deid zone, check the result for identifiers, then read its "
                 "annotations and recompute its dataset's cases.",
 )
+
+PROGRAMME_JOB = dg.define_asset_job(
+    "refresh_programme",
+    selection=dg.AssetSelection.groups("program"),
+    description="Progress tables (seed tables 4, 5, 7), the dashboard and the Parquet catalogue, from the whole lake.",
+)

@@ -14,6 +14,7 @@ from medlake.ingest.pending import pending_batches
 from medlake.lake import DeltaStore, Lake
 from medlake.landing import LandingZone
 from medlake.program import load_registry
+from medlake.progress.stale import programme_stale
 from medlake.settings import Settings
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -22,6 +23,7 @@ _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 @dataclass
 class RunReport:
     batches_run: int = 0
+    programme_refreshed: bool = False
     failed: list[str] = field(default_factory=list)  # partition keys (team/dataset/batch names, no identifiers)
 
     @property
@@ -75,4 +77,10 @@ def run_pending(
                 report.failed.append(p.ref.key)
             if on_batch_done:
                 on_batch_done(p.ref.key, result.success)
+        if pending or programme_stale(store, landing, load_registry(settings.program)):
+            result = defs.resolve_job_def("refresh_programme").execute_in_process(
+                instance=instance, raise_on_error=False, run_config=_QUIET, tags={"medlake/trigger": "cli"})
+            report.programme_refreshed = True
+            if not result.success:
+                report.failed.append("refresh_programme")
     return report

@@ -12,8 +12,6 @@ from medlake.lake.delta import DeltaStore
 from medlake.lake.tables import (
     CASES,
     CONSENT_EVENTS,
-    PROGRESS_BY_DATASET,
-    PROGRESS_BY_TEAM,
     PROGRESS_HISTORY,
 )
 from medlake.landing import LandingZone
