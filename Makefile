@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256
 MEDLAKE_HOME ?= $(CURDIR)/medlake-data
 export DAGSTER_HOME ?= $(abspath $(MEDLAKE_HOME))/dagster
 
-.PHONY: venv demo test bench ui clean
+.PHONY: venv demo test bench ui clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -22,9 +22,15 @@ venv: $(STAMP)
 demo: venv
 	MEDLAKE_HOME=$(MEDLAKE_HOME) $(BIN)/medlake demo
 
-## make test: the whole test suite (real Delta tables, DuckDB, DICOM files, Dagster runs)
-test: venv
+## make test: the whole test suite (real Delta tables, DuckDB, DICOM files, Dagster runs, Chromium)
+test: venv browser
 	$(BIN)/python -m pytest -q
+
+# The dashboard test drives Debian's Chromium headless; CJK fonts so the Chinese names render.
+browser:
+	@command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi "noto sans cjk" || { \
+	  echo "installing chromium and fonts-noto-cjk (the dashboard test needs them)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 
 ## make bench: benchmarks against same-run baselines; results land in bench/results/
 bench: venv

@@ -2,10 +2,11 @@
 
 import sys
 
-from bench import annotations, deface, deid, ingest, validation
+from bench import annotations, catalog, deface, deid, ingest, progress, validation
 
 BENCHES = {"ingest": ingest.main, "deid": deid.main, "deface": deface.main,
-           "validation": validation.main, "annotations": annotations.main}
+           "validation": validation.main, "annotations": annotations.main,
+           "catalog": catalog.main, "progress": progress.main}
 
 if __name__ == "__main__":
     args = sys.argv[1:]

@@ -198,7 +198,8 @@ def _print_summary(s: Settings) -> bool:
 
     rows = ingestion_summary(DeltaStore(Lake.from_root(s.lake)))
     if not rows:
-        return False
+        # Programme figures can exist without batches (a lake restored from elsewhere, a bench).
+        return _print_progress(s)
     table = Table(title="Ingested export batches", show_lines=False)
     columns = {"batches": "batches", "refused": "refused", "files": "files", "objects": "objects",
                "cases": "cases", "case_rows_refused": "rows refused", "quarantined": "files quarantined",
@@ -216,15 +217,15 @@ def _print_summary(s: Settings) -> bool:
     return True
 
 
-def _print_progress(s: Settings) -> None:
+def _print_progress(s: Settings) -> bool:
     from medlake.lake import DeltaStore, Lake
 
     ds = DeltaStore(Lake.from_root(s.lake)).dataset("program", "progress_by_team")
     if ds is None:
-        return
+        return False
     rows = [r for r in ds.to_table().to_pylist() if r["view"] == "all"]
     if not rows:
-        return
+        return False
     table = Table(title=f"Programme progress against the 2019-11 target (as of {rows[0]['as_of']}, "
                         f"{100 * rows[0]['elapsed_ratio']:.1f}% of the programme period elapsed)")
     for c in ("scope", "team", "datasets", "cases", "target", "achievement"):
@@ -233,6 +234,7 @@ def _print_progress(s: Settings) -> None:
         table.add_row(r["scope"], r["team"], str(r["datasets"]), f"{r['cases']:,}", f"{r['target']:,}",
                       f"{100 * r['achievement']:.1f}%" if r["achievement"] is not None else "-")
     console.print(table)
+    return True
 
 
 def _print_cases_summary(s: Settings) -> None:
