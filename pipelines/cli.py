@@ -193,37 +193,44 @@ def status() -> None:
 
 
 def _print_summary(s: Settings) -> bool:
+    """Every status table there is data for; False when there is none."""
     from medlake.lake import DeltaStore, Lake
     from medlake.reports import ingestion_summary
+    from medlake.reports.cases import cases_summary
+    from medlake.reports.deid import deid_summary
 
-    rows = ingestion_summary(DeltaStore(Lake.from_root(s.lake)))
+    store = DeltaStore(Lake.from_root(s.lake))
+    printed = _per_dataset_table("Ingested export batches", ingestion_summary(store), {
+        "batches": "batches", "refused": "refused", "files": "files", "objects": "objects", "cases": "cases",
+        "case_rows_refused": "rows refused", "quarantined": "files quarantined", "duplicates": "duplicates"})
+    verdicts = {True: "[green]passed[/]", False: "[red]FAILED[/]", None: "not run"}
+    deid_rows = [{**r, "identifier_check": verdicts[r["identifier_check_passed"]]} for r in deid_summary(store)]
+    printed |= _per_dataset_table("De-identified (deid zone)", deid_rows, {
+        "dicom": "DICOM objects", "slides": "slides", "annotation_files": "annotation files",
+        "pixels_cleaned": "pixels cleaned", "defaced": "defaced", "quarantined": "quarantined",
+        "identifier_check": "identifier check"})
+    printed |= _per_dataset_table("Cases by annotation status (deid/cases)", cases_summary(store), {
+        "cases": "cases", "image_only": "image only", "partial": "partial", "full": "full", "withheld": "withheld"})
+    return _print_progress(store) or printed
+
+
+def _per_dataset_table(title: str, rows: list[dict], columns: dict[str, str]) -> bool:
     if not rows:
-        # Programme figures can exist without batches (a lake restored from elsewhere, a bench).
-        return _print_progress(s)
-    table = Table(title="Ingested export batches", show_lines=False)
-    columns = {"batches": "batches", "refused": "refused", "files": "files", "objects": "objects",
-               "cases": "cases", "case_rows_refused": "rows refused", "quarantined": "files quarantined",
-               "duplicates": "duplicates"}
+        return False
+    table = Table(title=title)
     table.add_column("team", no_wrap=True)
     table.add_column("dataset", no_wrap=True)
-    for title in columns.values():
-        table.add_column(title, justify="right")
+    for heading in columns.values():
+        table.add_column(heading, justify="right")
     for r in rows:
         table.add_row(r["team"], r["dataset"], *(str(r[k]) for k in columns))
     console.print(table)
-    _print_deid_summary(s)
-    _print_cases_summary(s)
-    _print_progress(s)
     return True
 
 
-def _print_progress(s: Settings) -> bool:
-    from medlake.lake import DeltaStore, Lake
-
-    ds = DeltaStore(Lake.from_root(s.lake)).dataset("program", "progress_by_team")
-    if ds is None:
-        return False
-    rows = [r for r in ds.to_table().to_pylist() if r["view"] == "all"]
+def _print_progress(store) -> bool:
+    ds = store.dataset("program", "progress_by_team")
+    rows = [r for r in ds.to_table().to_pylist() if r["view"] == "all"] if ds is not None else []
     if not rows:
         return False
     table = Table(title=f"Programme progress against the 2019-11 target (as of {rows[0]['as_of']}, "
@@ -235,45 +242,6 @@ def _print_progress(s: Settings) -> bool:
                       f"{100 * r['achievement']:.1f}%" if r["achievement"] is not None else "-")
     console.print(table)
     return True
-
-
-def _print_cases_summary(s: Settings) -> None:
-    from medlake.lake import DeltaStore, Lake
-    from medlake.reports.cases import cases_summary
-
-    rows = cases_summary(DeltaStore(Lake.from_root(s.lake)))
-    if not rows:
-        return
-    table = Table(title="Cases by annotation status (deid/cases)")
-    table.add_column("team", no_wrap=True)
-    table.add_column("dataset", no_wrap=True)
-    columns = ("cases", "image_only", "partial", "full", "withheld")
-    for c in columns:
-        table.add_column(c.replace("_", " "), justify="right")
-    for r in rows:
-        table.add_row(r["team"], r["dataset"], *(str(r[c]) for c in columns))
-    console.print(table)
-
-
-def _print_deid_summary(s: Settings) -> None:
-    from medlake.lake import DeltaStore, Lake
-    from medlake.reports.deid import deid_summary
-
-    rows = deid_summary(DeltaStore(Lake.from_root(s.lake)))
-    if not rows:
-        return
-    table = Table(title="De-identified (deid zone)")
-    table.add_column("team", no_wrap=True)
-    table.add_column("dataset", no_wrap=True)
-    columns = {"dicom": "DICOM objects", "slides": "slides", "annotation_files": "annotation files",
-               "pixels_cleaned": "pixels cleaned", "defaced": "defaced", "quarantined": "quarantined"}
-    for title in columns.values():
-        table.add_column(title, justify="right")
-    table.add_column("identifier check")
-    for r in rows:
-        verdict = {True: "[green]passed[/]", False: "[red]FAILED[/]", None: "not run"}[r["identifier_check_passed"]]
-        table.add_row(r["team"], r["dataset"], *(str(r[k]) for k in columns), verdict)
-    console.print(table)
 
 
 @main.command()
