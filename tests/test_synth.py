@@ -217,7 +217,7 @@ def test_dicom_annotation_references_resolve_within_the_case(demo):
 
 
 def test_seg_and_sr_parse_with_highdicom(demo):
-    hd = pytest.importorskip("highdicom")
+    import highdicom as hd
     out, _, truth, _ = demo
     cases = _cases(truth)
     segs = [o for o in truth["objects"] if o["kind"] == "seg"]

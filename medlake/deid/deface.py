@@ -23,7 +23,8 @@ import SimpleITK as sitk
 from medlake.deid.errors import DeidError
 
 DATA = Path(__file__).parent / "data" / "pixels"
-TEMPLATE = DATA / "mean_reg2mean.nii.gz"
+# pydeface's mean T1 template, pre-resampled to the 2 mm grid registration uses (derive_template.py).
+TEMPLATE = DATA / "mean_reg2mean_2mm.nii.gz"
 FACEMASK = DATA / "facemask.nii.gz"
 
 CT_AIR = -1000.0
@@ -55,12 +56,11 @@ def _template() -> tuple[sitk.Image, sitk.Image]:
     mask = sitk.ReadImage(str(FACEMASK), sitk.sitkFloat32)
     # The shipped mask is 1 = keep, 0 = face; flip it so "removed" is the foreground we warp.
     face = sitk.Cast(mask < 0.5, sitk.sitkUInt8)
-    face.CopyInformation(tpl)
     # A safety margin: an affine fit of a mean template leaves centimetre-scale error at the face
     # surface, and a face left half-removed is still a face. The margin eats into the forehead and
     # orbits, not the brain, which lies behind bone.
     face = sitk.BinaryDilate(face, [int(round(MARGIN_MM / s)) for s in face.GetSpacing()], sitk.sitkBall)
-    return _resample_iso(tpl, 2.0), face
+    return tpl, face
 
 
 def _resample_iso(img: sitk.Image, mm: float, interp=sitk.sitkLinear) -> sitk.Image:
