@@ -5,7 +5,7 @@ import dagster as dg
 
 from medlake.checker.sources import check_objects, record_check
 from medlake.deid.summaries import summarise
-from medlake.deid.zone import deidentify_batch
+from medlake.deid.zone import batch_object_paths, deidentify_batch
 from medlake.lake.tables import (
     ANNOTATION_FILES,
     DEID_AUDIT,
@@ -74,8 +74,8 @@ def no_identifiers_in_deid_batch(context: dg.AssetCheckExecutionContext, lake: L
                                  secret: SecretKeyResource) -> dg.AssetCheckResult:
     ref = BatchRef.from_key(context.partition_key)
     store = lake.store()
-    batch_ref = secret.deid_keys().opaque_id("batch", ref.team, ref.dataset, ref.batch)
-    paths = _object_paths(store, ref, batch_ref)
+    batch_ref = secret.deid_keys().batch_ref(ref.team, ref.dataset, ref.batch)
+    paths = batch_object_paths(store, ref.team, ref.dataset, batch_ref)
     report = check_objects(store, ref.team, paths, _CHECKED_TABLES)
     record_check(store, ref.team, ref.dataset, batch_ref, report)
     return dg.AssetCheckResult(
@@ -91,15 +91,3 @@ def no_identifiers_in_deid_batch(context: dg.AssetCheckExecutionContext, lake: L
         },
     )
 
-
-def _object_paths(store, ref: BatchRef, batch_ref: str) -> list[str]:
-    import pyarrow.dataset as pads
-
-    paths: list[str] = []
-    for name in ("instances", "slides", "annotation_files"):
-        ds = store.dataset("deid", name)
-        if ds is not None:
-            paths += ds.to_table(columns=["object_path"], filter=(
-                (pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset)
-                & (pads.field("batch_ref") == batch_ref))).column(0).to_pylist()
-    return paths

@@ -64,7 +64,8 @@ def _run(settings: Settings) -> int:
         _fail(str(e))
     s = settings.absolute()
     store, landing = DeltaStore(Lake.from_root(s.lake)), LandingZone(s.landing)
-    todo = len(pending_batches(landing, store))
+    pending = pending_batches(landing, store)
+    todo = len(pending)
     from medlake.progress.stale import programme_stale
 
     if todo == 0 and not programme_stale(store, landing, load_registry(s.program)):
@@ -86,7 +87,7 @@ def _run(settings: Settings) -> int:
             if not ok:
                 bar.console.print(f"[red]failed:[/] {key} (see the run in the Dagster UI: make ui)")
 
-        report = run_pending(settings, on_batch_start=start, on_batch_done=done)
+        report = run_pending(settings, on_batch_start=start, on_batch_done=done, pending=pending)
         bar.update(task, description="processing export batches")
     if report.programme_refreshed:
         console.print("Programme tables, dashboard and catalogue refreshed.")

@@ -48,6 +48,7 @@ def run_pending(
     settings: Settings,
     on_batch_start: Callable[[str, int], None] | None = None,
     on_batch_done: Callable[[str, bool], None] | None = None,
+    pending: list | None = None,
 ) -> RunReport:
     """Ingest every pending batch (one Dagster run each), then everything downstream."""
     from pipelines.definitions import build_definitions
@@ -61,7 +62,8 @@ def run_pending(
     # instance's for the whole run and is released when the run is over.
     with dagster_instance(settings) as instance:
         defs = build_definitions(settings)
-        pending = pending_batches(landing, store)
+        if pending is None:  # the CLI passes what it already found: one walk of the landing zone, not two
+            pending = pending_batches(landing, store)
         known = set(instance.get_dynamic_partitions("export_batch"))
         new = sorted({p.ref.key for p in pending} - known)
         if new:

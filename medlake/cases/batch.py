@@ -28,7 +28,7 @@ class CasesResult:
 
 
 def annotate_and_count(store: DeltaStore, keys: DeidKeys, registry: Registry, ref: BatchRef) -> CasesResult:
-    batch_ref = keys.opaque_id("batch", ref.team, ref.dataset, ref.batch)
+    batch_ref = keys.batch_ref(ref.team, ref.dataset, ref.batch)
     pseudonyms = case_pseudonyms(store, keys, ref.team, ref.dataset)
     rows, problems = batch_annotations(store, ref.team, ref.dataset, batch_ref, pseudonyms)
     out = CasesResult(annotations=len(rows), unresolved=sum(not r["resolved"] for r in rows),

@@ -56,6 +56,10 @@ class DeidKeys:
         annotation files, readers): the same inputs give the same id, nothing links it back."""
         return self._b32(self._mac("opaque:" + purpose, *parts), 20)
 
+    def batch_ref(self, team: str, dataset: str, batch: str) -> str:
+        """The deid zone's id of an export batch (folder names are hospital text)."""
+        return self.opaque_id("batch", team, dataset, batch)
+
     def accession(self, team: str, value: str) -> str:
         """16 characters: fits AccessionNumber (SH)."""
         return "ACC-" + self._b32(self._mac("accession", team, value), 12)

@@ -83,7 +83,7 @@ class _Run:
             raise DeidError("object_store_unsupported",
                             "de-identified objects are written to a local lake root for now")
         self.now = dt.datetime.now(dt.timezone.utc)
-        self.batch_ref = keys.opaque_id("batch", ref.team, ref.dataset, ref.batch)
+        self.batch_ref = keys.batch_ref(ref.team, ref.dataset, ref.batch)
         self.lake_root = Path(store.lake.root)
         self.rel_root = Path("deid") / "objects" / ref.team / ref.dataset
         self.source = landing.batch_dir(ref)
@@ -396,7 +396,7 @@ def _sheet(run: _Run, data: bytes, row: dict, name: str, patient_of: _PatientInd
 def _write(run: _Run) -> None:
     store, ref = run.store, run.ref
     slice_ = where(team=ref.team, dataset=ref.dataset, batch_ref=run.batch_ref)
-    before = _previous_paths(store, ref, run.batch_ref)
+    before = set(batch_object_paths(store, ref.team, ref.dataset, run.batch_ref))
     v = run.result.table_versions
     for table, rows in ((INSTANCES, run.instances), (SLIDES, run.slides),
                         (ANNOTATION_FILES, run.annotation_files), (DEID_AUDIT, run.audit)):
@@ -413,12 +413,13 @@ def _write(run: _Run) -> None:
     run.result.quarantine_by_reason = dict(Counter(q["reason_code"] for q in run.quarantine))
 
 
-def _previous_paths(store: DeltaStore, ref: BatchRef, batch_ref: str) -> set[str]:
-    paths: set[str] = set()
+def batch_object_paths(store: DeltaStore, team: str, dataset: str, batch_ref: str) -> list[str]:
+    """Every de-identified object a batch wrote (paths relative to the lake root), from the deid tables."""
+    paths: list[str] = []
     for name in ("instances", "slides", "annotation_files"):
         ds = store.dataset("deid", name)
         if ds is not None:
-            paths |= set(ds.to_table(columns=["object_path"], filter=(
-                (pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset)
-                & (pads.field("batch_ref") == batch_ref))).column(0).to_pylist())
+            paths += ds.to_table(columns=["object_path"], filter=(
+                (pads.field("team") == team) & (pads.field("dataset") == dataset)
+                & (pads.field("batch_ref") == batch_ref))).column(0).to_pylist()
     return paths
