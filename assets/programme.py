@@ -11,10 +11,11 @@ from medlake.catalog import build_duckdb, export_catalog
 from medlake.dashboard import write_dashboard
 from medlake.lake.tables import PROGRESS_TABLES
 from medlake.progress.refresh import refresh_progress
-from pipelines.resources import LakeResource, LandingResource, RegistryResource
+from pipelines.resources import LakeResource, RegistryResource
 
-_PROGRESS_KEYS = [dg.AssetKey(["program", t.name]) for t in PROGRESS_TABLES] + [
-    dg.AssetKey(["restricted", "consent_events"])]
+_PROGRESS_KEYS = [dg.AssetKey(["program", t.name]) for t in PROGRESS_TABLES]
+_UPSTREAM = [dg.AssetKey(["deid", "cases"]), dg.AssetKey(["restricted", "consent_events"]),
+             dg.AssetKey(["restricted", "withdrawal_audit"])]
 DASHBOARD_KEY = dg.AssetKey(["program", "dashboard"])
 CATALOG_KEY = dg.AssetKey(["catalog", "parquet_and_duckdb"])
 
@@ -26,17 +27,16 @@ def as_of_date() -> dt.date:
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(key=k, group_name="program", kinds={"delta"}, deps=[dg.AssetKey(["deid", "cases"])])
+    specs=[dg.AssetSpec(key=k, group_name="program", kinds={"delta"}, deps=_UPSTREAM)
            for k in _PROGRESS_KEYS],
     name="programme_progress",
 )
-def programme_progress(context: dg.AssetExecutionContext, landing: LandingResource, lake: LakeResource,
-                       registry: RegistryResource):
+def programme_progress(context: dg.AssetExecutionContext, lake: LakeResource, registry: RegistryResource):
     """Seed tables 5 (per dataset and sharing part), 4 (per team, built and shared, with and without
     image-only cases and diagnosis-code labels) and 7 (consent), computed from deid/cases and the
     consent events, never typed in; a dated snapshot goes to progress_history every run."""
     as_of = as_of_date()
-    r = refresh_progress(lake.store(), landing.zone(), registry.load(), as_of)
+    r = refresh_progress(lake.store(), registry.load(), as_of)
     team = r.tables["progress_by_team"].to_pylist()
     built = [x for x in team if x["scope"] == "built" and x["view"] == "all"]
     md = "| team | cases | target | achievement |\n|---|---:|---:|---:|\n" + "\n".join(
@@ -53,13 +53,11 @@ def programme_progress(context: dg.AssetExecutionContext, landing: LandingResour
         elif key.path[1] == "consent_summary":
             meta.update({"notices_sent": consent["notices_sent"], "opt_outs": consent["opt_outs"],
                          "opt_out_ratio_pct": round(100 * (consent["opt_out_ratio"] or 0), 2)})
-        elif key.path[1] == "consent_events":
-            meta.update({"rows_refused": r.consent_problems})
         yield dg.MaterializeResult(asset_key=key, metadata=meta)
 
 
 @dg.asset(key=DASHBOARD_KEY, group_name="program", kinds={"html"}, deps=_PROGRESS_KEYS
-          + [dg.AssetKey(["program", "identifier_checks"])])
+          + [dg.AssetKey(["program", n]) for n in ("identifier_checks", "applications", "usage_reports")])
 def dashboard(lake: LakeResource) -> dg.MaterializeResult:
     """The programme office's page: one self-contained HTML file in the program zone."""
     path = dashboard_path(lake.store())
@@ -70,7 +68,7 @@ def dashboard(lake: LakeResource) -> dg.MaterializeResult:
 
 @dg.asset(key=CATALOG_KEY, group_name="program", kinds={"parquet", "duckdb"},
           deps=[dg.AssetKey(["deid", n]) for n in ("instances", "series", "studies", "cases", "annotations")]
-          + _PROGRESS_KEYS)
+          + _PROGRESS_KEYS + [dg.AssetKey(["restricted", "withdrawal_audit"])])
 def catalog(lake: LakeResource) -> dg.MaterializeResult:
     """Parquet for downstream jobs (partitioned by team and dataset, pseudonymous ids only) and a
     DuckDB file with one view per table; schema in docs/catalog.md."""

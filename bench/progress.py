@@ -31,13 +31,11 @@ CASES_N = 865_800
 _CHILD = r"""
 import datetime as dt, json, resource, sys, time
 from medlake.lake import DeltaStore, Lake
-from medlake.landing import LandingZone
 from medlake.program import load_registry
 from medlake.progress.refresh import refresh_progress
 home = sys.argv[1]
 t = time.perf_counter()
-refresh_progress(DeltaStore(Lake.from_root(home + "/lake")), LandingZone(home + "/landing"),
-                 load_registry(sys.argv[2]), dt.date(2020, 11, 30))
+refresh_progress(DeltaStore(Lake.from_root(home + "/lake")), load_registry(sys.argv[2]), dt.date(2020, 11, 30))
 print(json.dumps({"seconds": time.perf_counter() - t,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """

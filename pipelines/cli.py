@@ -68,7 +68,7 @@ def _run(settings: Settings) -> int:
     todo = len(pending)
     from medlake.progress.stale import programme_stale
 
-    if todo == 0 and not programme_stale(store, landing, load_registry(s.program)):
+    if todo == 0 and not programme_stale(store, landing):
         console.print(f"Nothing new in the landing zone {s.landing}.")
         return 0
     from pipelines.runner import run_pending  # Dagster costs a second to import: only when there is work

@@ -5,14 +5,18 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.cases import annotations_and_cases
+from assets.consent import consent, withdrawals
 from assets.deid import deidentify_export_batch, no_identifiers_in_deid_batch
 from assets.ingestion import ingest_export_batch
 from assets.programme import catalog, dashboard, programme_progress
+from assets.sharing import access_applications_asset, dataset_cards, eligibility, team_release_asset
 from expectations.checks import suite_checks
+from medlake.program import load_registry
 from medlake.settings import Settings
 from pipelines.jobs import INGEST_JOB, PROGRAMME_JOB
 from pipelines.partitions import EXPORT_BATCHES
 from pipelines.resources import resources_from
+from sensors.consent import consent_and_applications_sensor, daily_programme_refresh, programme_after_batch
 from sensors.landing import landing_sensor
 from sensors.schedules import daily_batch_sweep
 
@@ -25,14 +29,18 @@ SUITE_CHECKS = suite_checks({dg.AssetKey(t.split(".")): t for t in SUITE_TABLES}
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    settings = settings or Settings.from_env()
+    # One release asset per team, owned by it: the registry names the teams.
+    teams = [t.id for t in load_registry(settings.absolute().program).teams]
     return dg.Definitions(
-        assets=[ingest_export_batch, deidentify_export_batch, annotations_and_cases, programme_progress,
-                dashboard, catalog],
+        assets=[ingest_export_batch, deidentify_export_batch, annotations_and_cases, consent, withdrawals,
+                programme_progress, eligibility, *[team_release_asset(t) for t in teams],
+                access_applications_asset(teams), dataset_cards, dashboard, catalog],
         asset_checks=[no_identifiers_in_deid_batch, *SUITE_CHECKS],
         jobs=[INGEST_JOB, PROGRAMME_JOB],
-        sensors=[landing_sensor],
-        schedules=[daily_batch_sweep],
-        resources=resources_from(settings or Settings.from_env()),
+        sensors=[landing_sensor, consent_and_applications_sensor, programme_after_batch],
+        schedules=[daily_batch_sweep, daily_programme_refresh],
+        resources=resources_from(settings),
     )
 
 

@@ -12,6 +12,8 @@ INGEST_JOB = dg.define_asset_job(
 
 PROGRAMME_JOB = dg.define_asset_job(
     "refresh_programme",
-    selection=dg.AssetSelection.groups("program"),
-    description="Progress tables (seed tables 4, 5, 7), the dashboard and the Parquet catalogue, from the whole lake.",
+    selection=dg.AssetSelection.groups("consent", "program", "sharing"),
+    description="Consent status and the purge of withdrawn patients, progress tables (seed tables 4, 5, 7), "
+                "release eligibility, every team's releases and the access applications' releases, dataset "
+                "cards, the dashboard and the Parquet catalogue, from the whole lake.",
 )

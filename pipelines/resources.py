@@ -31,6 +31,13 @@ class LakeResource(dg.ConfigurableResource):
         return DeltaStore(Lake.from_root(self.root))
 
 
+class ReleasesResource(dg.ConfigurableResource):
+    """Where releases are published (MEDLAKE_RELEASES): <tier>/<team>/<dataset>/<version>/ and
+    applications/<id>/<version>/."""
+
+    root: str
+
+
 class RegistryResource(dg.ConfigurableResource):
     """The programme registry file (config/program.yaml or MEDLAKE_PROGRAM)."""
 
@@ -54,4 +61,5 @@ def resources_from(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "landing": LandingResource(root=s.landing),
         "lake": LakeResource(root=s.lake),
         "registry": RegistryResource(path=s.program),
+        "releases": ReleasesResource(root=s.releases),
     }

@@ -14,7 +14,7 @@ from medlake.ingest.pending import pending_batches
 from medlake.lake import DeltaStore, Lake
 from medlake.landing import LandingZone
 from medlake.program import load_registry
-from medlake.progress.stale import programme_stale
+from medlake.progress.stale import programme_stale, record_programme_inputs
 from medlake.settings import Settings
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -79,10 +79,13 @@ def run_pending(
                 report.failed.append(p.ref.key)
             if on_batch_done:
                 on_batch_done(p.ref.key, result.success)
-        if pending or programme_stale(store, landing, load_registry(settings.program)):
+        if pending or programme_stale(store, landing):
+            inputs = landing.sharing_fingerprint()  # before the run: a file landing meanwhile is seen next time
             result = defs.resolve_job_def("refresh_programme").execute_in_process(
                 instance=instance, raise_on_error=False, run_config=_QUIET, tags={"medlake/trigger": "cli"})
             report.programme_refreshed = True
-            if not result.success:
+            if result.success:
+                record_programme_inputs(store, landing, inputs)
+            else:
                 report.failed.append("refresh_programme")
     return report

@@ -11,6 +11,7 @@ from collections import defaultdict
 import pyarrow as pa
 import pyarrow.dataset as pads
 
+from medlake.consent.status import withdrawn_patient_ids
 from medlake.deid.keys import DeidKeys
 from medlake.lake.delta import DeltaStore
 from medlake.lake.tables import CASES
@@ -63,8 +64,12 @@ def build_cases(store: DeltaStore, keys: DeidKeys, registry: Registry, team: str
         if study:
             per_study[study]["kinds"].add(a["kind"])
 
+    # Cases of patients who opted out or withdrew are not rebuilt once the purge has removed them.
+    withdrawn = withdrawn_patient_ids(store, team)
     rows = []
     for c in source.to_pylist():
+        if c["patient_id"] in withdrawn:
+            continue
         pseudonym = keys.case_id(team, dataset, c["case_id"])
         studies = [keys.uid(u) for u in c["study_instance_uids"]]
         kinds = set(per_case_kinds.get(pseudonym, set()))

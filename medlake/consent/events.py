@@ -68,19 +68,3 @@ def read_consent_events(landing: LandingZone, registry: Registry) -> ConsentRead
 def _problem(team: str, file: str, line: int, code: str, message: str) -> dict:
     return {"team": team, "file": file, "line": line, "code": code, "message": message}
 
-
-def consent_changed(landing: LandingZone, registry: Registry, store) -> bool:
-    """True when the consent files hold rows the consent_events table has not seen (cheap: line counts)."""
-    recorded: dict[tuple[str, str], int] = {}
-    ds = store.dataset("restricted", "consent_events")
-    if ds is not None:
-        t = ds.to_table(columns=["team", "file", "line"])
-        for team, file, line in zip(*(t.column(i).to_pylist() for i in range(3))):
-            recorded[(team, file)] = max(recorded.get((team, file), 0), line)
-    for team in registry.teams_by_id:
-        for path in landing.consent_files(team):
-            with open(path, "rb") as f:
-                lines = sum(1 for line in f if line.strip())
-            if lines > recorded.get((team, path.name), 1):
-                return True
-    return False

@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pydicom
 
+from medlake.consent.status import withdrawn_patient_ids
 from medlake.deid.aim import deidentify_aim
 from medlake.deid.context import DeidContext
 from medlake.deid.deface import deface_series
@@ -141,6 +143,14 @@ def deidentify_batch(store: DeltaStore, landing: LandingZone, registry: Registry
     all_instances = _read(store, "source_instances", dataset_filter,
                           ["patient_id", "study_instance_uid", "series_instance_uid", "sop_instance_uid"])
 
+    # A patient who has already opted out or withdrawn is never de-identified again; the files stay
+    # in the restricted zone, recorded, and nothing of theirs reaches the deid zone.
+    withdrawn = withdrawn_patient_ids(store, ref.team)
+    if withdrawn and instances.num_rows:
+        gone = pc.is_in(instances["patient_id"], pa.array(sorted(withdrawn)))
+        for path in instances.filter(gone).column("path").to_pylist():
+            run.refuse(path, "consent_withdrawn", "the patient has opted out or withdrawn")
+        instances = instances.filter(pc.invert(gone))
     patients = set(instances.column("patient_id").to_pylist()) if instances.num_rows else set()
     patients |= set(cases.filter(pads.field("batch") == ref.batch).column("patient_id").to_pylist()) \
         if cases.num_rows else set()
@@ -148,6 +158,14 @@ def deidentify_batch(store: DeltaStore, landing: LandingZone, registry: Registry
     patient_of = _PatientIndex(all_instances, cases)
 
     _dicom(run, instances)
+    if withdrawn and slides.num_rows:
+        keep = []
+        for row in slides.to_pylist():
+            if patient_of.target("study_instance_uid", row["study_instance_uid"] or "") in withdrawn:
+                run.refuse(row["path"], "consent_withdrawn", "the patient has opted out or withdrawn")
+            else:
+                keep.append(row)
+        slides = pa.Table.from_pylist(keep, schema=slides.schema)
     _slides(run, slides, patient_of)
     _annotation_files(run, landed, patient_of)
     _write(run)

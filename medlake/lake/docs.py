@@ -16,10 +16,13 @@ from medlake.lake.tables import (
     TableDef,
 )
 
-from medlake.validation.history import VALIDATION_HISTORY  # noqa: E402 - defined beside its writer
+from medlake.consent.tables import CONSENT_TABLES  # noqa: E402 - defined beside their writers
+from medlake.sharing.tables import SHARING_TABLES  # noqa: E402
+from medlake.validation.history import VALIDATION_HISTORY  # noqa: E402
 
 ALL_TABLES: tuple[TableDef, ...] = (RESTRICTED_INGEST_TABLES + (VAULT, DEID_QUARANTINE) + DEID_TABLES + CASE_TABLES
-                                    + (IDENTIFIER_CHECKS, VALIDATION_HISTORY, CONSENT_EVENTS) + PROGRESS_TABLES)
+                                    + (IDENTIFIER_CHECKS, VALIDATION_HISTORY, CONSENT_EVENTS) + CONSENT_TABLES
+                                    + PROGRESS_TABLES + SHARING_TABLES)
 
 
 def render(tables: tuple[TableDef, ...] = ALL_TABLES) -> str:

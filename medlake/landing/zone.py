@@ -88,8 +88,25 @@ class LandingZone:
         d = self.root / team / CONSENT_DIR
         return sorted(p for p in d.glob("*.csv") if p.is_file()) if d.is_dir() else []
 
+    def sharing_fingerprint(self) -> str:
+        """A digest of every consent file and application folder (names, sizes, mtimes): what the
+        consent sensor watches, so a new event or decision starts a release run."""
+        entries: list[tuple] = []
+        for team in self.teams():
+            entries += [(f"{team}/{CONSENT_DIR}/{p.name}", *_stat(p)) for p in self.consent_files(team)]
+        apps = self.root / APPLICATIONS_DIR
+        if apps.is_dir():
+            entries += [(f"{APPLICATIONS_DIR}/{e[0]}", e[1], e[2]) for e in _entries(apps)]
+        text = "".join(f"{e[0]}\0{e[1]}\0{e[2]}\n" for e in sorted(entries))
+        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
     def teams(self) -> list[str]:
         return [d.name for d in _subdirs(self.root) if not d.name.startswith("_")]
+
+
+def _stat(p: Path) -> tuple[int, int]:
+    st = p.stat()
+    return st.st_size, st.st_mtime_ns
 
 
 def _subdirs(path: Path) -> Iterator[Path]:

@@ -130,6 +130,9 @@ class Dataset(_Strict):
     release_content: Literal["images_and_annotations", "images_only"] = "images_and_annotations"
     annotated_outside_export: bool = False
     release_without_consent_record: bool = False
+    # Tiers the dataset's shared cases are offered through; None means every tier but public (the
+    # report plans public download but has not opened it). A not_shared dataset offers none.
+    tiers: tuple[Literal["collaboration", "review", "public"], ...] | None = None
     avg_images_per_case: float = Field(gt=0)
     deid_options_extra: tuple[DeidOption, ...] = ()
     parts: tuple[DatasetPart, ...] = Field(min_length=1)
@@ -148,7 +151,15 @@ class Dataset(_Strict):
             raise ValueError(
                 f"parts: a {self.sharing} dataset has parts {sorted(expected)}, not {sorted(kinds)}"
             )
+        if self.sharing == "not_shared" and self.tiers:
+            raise ValueError("tiers: a not_shared dataset is offered through no tier")
         return self
+
+    @property
+    def offered_tiers(self) -> tuple[str, ...]:
+        if self.sharing == "not_shared":
+            return ()
+        return self.tiers if self.tiers is not None else ("collaboration", "review")
 
     def target(self, milestone: str, part: str | None = None) -> int:
         """Target case count at a milestone, for one part or the whole dataset."""
@@ -177,9 +188,14 @@ class Registry(_Strict):
         _unique("teams", team_ids)
         _unique("datasets", [d.id for d in self.datasets])
         milestones = {m.id for m in self.programme.milestones}
+        tiers = {t.id for t in self.sharing_tiers}
         for i, d in enumerate(self.datasets):
             if d.team not in team_ids:
                 raise _EntryError(f"datasets[{i}] (id={d.id})", "team", f"unknown team {d.team!r}")
+            missing = [t for t in d.offered_tiers if t not in tiers]
+            if missing:
+                raise _EntryError(f"datasets[{i}] (id={d.id})", "tiers",
+                                  f"tier {missing[0]!r} is not among sharing_tiers")
             for j, p in enumerate(d.parts):
                 unknown = set(p.targets) - milestones
                 if unknown:
@@ -207,6 +223,9 @@ class Registry(_Strict):
     def owns(self, team_id: str, dataset_id: str) -> bool:
         d = self.datasets_by_id.get(dataset_id)
         return d is not None and d.team == team_id
+
+    def tier(self, tier_id: str) -> SharingTier:
+        return next(t for t in self.sharing_tiers if t.id == tier_id)
 
     def deid_options(self, dataset_id: str) -> tuple[str, ...]:
         d = self.dataset(dataset_id)

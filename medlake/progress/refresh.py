@@ -7,14 +7,12 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from medlake.consent.events import read_consent_events
 from medlake.lake.delta import DeltaStore
 from medlake.lake.tables import (
     CASES,
     CONSENT_EVENTS,
     PROGRESS_HISTORY,
 )
-from medlake.landing import LandingZone
 from medlake.program import Registry
 from medlake.progress.tables import consent_summary, progress_by_dataset, progress_by_team, status_counts
 
@@ -22,17 +20,15 @@ from medlake.progress.tables import consent_summary, progress_by_dataset, progre
 @dataclass
 class ProgressResult:
     tables: dict[str, pa.Table] = field(default_factory=dict)
-    consent_problems: int = 0
     versions: dict[str, int] = field(default_factory=dict)
 
 
-def refresh_progress(store: DeltaStore, landing: LandingZone, registry: Registry, as_of: dt.date,
+def refresh_progress(store: DeltaStore, registry: Registry, as_of: dt.date,
                      now: dt.datetime | None = None) -> ProgressResult:
     now = now or dt.datetime.now(dt.timezone.utc)
-    consent = read_consent_events(landing, registry)
-    out = ProgressResult(consent_problems=len(consent.problems))
-    out.versions["consent_events"] = store.replace_where("restricted", "consent_events", consent.table, "true",
-                                                         CONSENT_EVENTS.partition_by)
+    # The consent step has read the files into restricted/consent_events already.
+    consent = store.read("restricted", "consent_events", schema=CONSENT_EVENTS.schema)
+    out = ProgressResult()
     ds = store.dataset("deid", "cases")
     cases = (ds.to_table(columns=["dataset", "part", "annotation_status"]) if ds is not None
              else CASES.schema.empty_table().select(["dataset", "part", "annotation_status"]))
@@ -40,7 +36,7 @@ def refresh_progress(store: DeltaStore, landing: LandingZone, registry: Registry
     out.tables = {
         "progress_by_dataset": progress_by_dataset(counts, registry, as_of),
         "progress_by_team": progress_by_team(counts, registry, as_of),
-        "consent_summary": consent_summary(consent.table, registry, as_of),
+        "consent_summary": consent_summary(consent, registry, as_of),
     }
     for name, table in out.tables.items():
         out.versions[name] = store.replace_where("program", name, table, "true")

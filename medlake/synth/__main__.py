@@ -24,11 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="8x8 pixels, one image object per case")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-consent", action="store_true")
+    ap.add_argument("--no-applications", action="store_true")
     ap.add_argument("--truth", type=Path, help="truth file (default OUT/_synth/truth.json)")
     a = ap.parse_args(argv)
     spec = SynthSpec(datasets=tuple(a.datasets) if a.datasets else None, cases=a.cases,
                      status_counts=json.loads(a.status_counts.read_text()) if a.status_counts else None,
-                     batches=a.batches, tiny=a.tiny, seed=a.seed, consent=not a.no_consent)
+                     batches=a.batches, tiny=a.tiny, seed=a.seed, consent=not a.no_consent,
+                     applications=not a.no_applications)
     t0 = time.perf_counter()
 
     def progress(done: int, total: int) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from medlake.program.registry import Dataset, Registry
 
 from . import annotations as A
+from .applications import write_applications
 from .consent import write_consent
 from .context import CaseContext
 from .identities import Patient, Site, make_patient, make_site
@@ -36,6 +37,7 @@ class SynthSpec:
     tiny: bool = False                        # 8x8 pixels, one image object per case
     seed: int = 0
     consent: bool = True                      # write <team>/_consent/*.csv
+    applications: bool = True                 # write _applications/ examples (every status and fault)
 
 
 @dataclass
@@ -253,8 +255,10 @@ def generate(out: Path, registry: Registry, spec: SynthSpec, truth_path: Path | 
             rows = write_consent(out, spec.seed, team_id, patients)
             consent_rows += rows
             written += sorted({out / r["file"] for r in rows})
+    applications = write_applications(out, registry) if spec.applications else []
     identifiers = log.rows()
-    write_truth(truth_path, spec.seed, _spec_json(spec), identifiers, cases_truth, objects, consent_rows)
+    write_truth(truth_path, spec.seed, _spec_json(spec), identifiers, cases_truth, objects, consent_rows,
+                applications)
     report.teams = len(by_team)
     report.datasets = len({c["dataset"] for c in cases_truth})
     report.cases = len(cases_truth)

@@ -37,11 +37,12 @@ class IdentifierLog:
 
 
 def write_truth(path: Path, seed: int, spec: dict, identifiers: list[dict], cases: list[dict],
-                objects: list[dict], consent_events: list[dict]) -> None:
+                objects: list[dict], consent_events: list[dict], applications: list[dict] = ()) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"seed": seed, "spec": spec, "identifiers": identifiers, "cases": cases, "objects": objects,
-           "consent_events": consent_events}
-    path.write_text(json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+           "consent_events": consent_events, "applications": list(applications)}
+    text = json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=True, default=str)
+    path.write_text(text + "\n", encoding="utf-8")
 
 
 def load_truth(path: Path) -> dict:
