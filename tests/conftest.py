@@ -63,3 +63,26 @@ class Lakehouse:
 @pytest.fixture
 def lakehouse(tmp_path, registry) -> Lakehouse:
     return Lakehouse(tmp_path, registry)
+
+
+@pytest.fixture
+def lakehouse_factory(tmp_path, registry):
+    """Fresh lakehouses within one test (each in its own folder under tmp_path)."""
+    made = []
+
+    def make() -> Lakehouse:
+        root = tmp_path / f"lakehouse-{len(made)}"
+        root.mkdir()
+        made.append(Lakehouse(root, registry))
+        return made[-1]
+    return make
+
+
+def registry_with(registry, dataset_id: str, **changes):
+    """The registry with one dataset's fields changed, validated afresh (model_copy would keep the
+    cached lookups of the original)."""
+    data = registry.model_dump()
+    for d in data["datasets"]:
+        if d["id"] == dataset_id:
+            d.update(changes)
+    return type(registry).model_validate(data)

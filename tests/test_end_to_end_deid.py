@@ -43,12 +43,13 @@ def test_every_batch_run_passed_with_its_identifier_check(programme):
         store.read("restricted", "deid_quarantine").num_rows == 0
 
 
-def test_no_planted_identifier_outside_landing_and_restricted(programme):
+def test_no_planted_identifier_outside_landing_and_restricted_nor_in_releases(programme):
     settings, truth, _, _ = programme
     checker = Checker(_truth_index(truth))
     lake = Path(settings.lake)
-    zones = [p for p in lake.iterdir() if p.name != "restricted"]
+    zones = [p for p in lake.iterdir() if p.name != "restricted"] + [Path(settings.releases)]
     assert zones, "the run wrote nothing outside the restricted zone"
+    assert any(Path(settings.releases).glob("collaboration/*/*/latest/objects")), "no release was published"
     for zone in zones:
         report = checker.check(zone)
         assert report.clean, str(report)

@@ -33,6 +33,9 @@ TABLES = (
     ("program", "consent_summary"),
     ("program", "identifier_checks"),
     ("program", "validation_history"),
+    ("program", "applications"),
+    ("program", "usage_reports"),
+    ("program", "release_log"),
 )
 
 _VIEWS = (
@@ -437,12 +440,67 @@ def _section_validation(ctx: _Ctx) -> str:
     return "".join(parts)
 
 
+def _section_access(ctx: _Ctx) -> str:
+    en, zh = "Releases and access applications", "資料釋出與申請審查"
+    apps = _rows(ctx.tables, "applications")
+    log_rows = _rows(ctx.tables, "release_log") or []
+    if not apps and not log_rows:
+        return _missing("access", en, zh, "applications")
+    out = [f'<section data-testid="access">{_heading(en, zh)}',
+           '<p class="note">Releases published per tier (latest action per release folder), applications by '
+           'status, and usage reports (due every six months after an application\'s first release). '
+           'Overdue reports need a reminder.</p>']
+    latest: dict[str, dict] = {}
+    for r in sorted(log_rows, key=lambda r: r["logged_at"]):
+        latest[r["path"].rsplit("/", 1)[0] if r["kind"] == "tier" else r["path"]] = r
+    per_tier: dict[str, int] = {}
+    for folder, r in latest.items():
+        if r["action"] == "published" and r["kind"] == "tier":
+            per_tier[r["tier"]] = per_tier.get(r["tier"], 0) + 1
+    purged = sum(1 for r in log_rows if r["action"] == "purged")
+    refused = sum(1 for r in log_rows if r["action"] == "refused")
+    out.append("".join(
+        f'<span class="kpi">{_e(t)} releases<b data-testid="{_tid("releases", t)}">{fmt_int(n)}</b></span>'
+        for t, n in sorted(per_tier.items())))
+    out.append(f'<span class="kpi">versions purged after withdrawals 撤回後移除'
+               f'<b data-testid="releases-purged">{fmt_int(purged)}</b></span>'
+               f'<span class="kpi">refused by the identifier check 檢查未通過'
+               f'<b class="{"bad" if refused else "good"}" data-testid="releases-refused">{fmt_int(refused)}</b></span>')
+    if apps:
+        by_status: dict[str, int] = {}
+        for a in apps:
+            by_status[a["status"]] = by_status.get(a["status"], 0) + 1
+        out.append('<h3 style="font-size:15px;margin:8px 0 4px">Applications 申請案</h3><table><tr>'
+                   + "".join(f"<th class=\"n\">{_e(k)}</th>" for k in sorted(by_status)) + "</tr><tr>"
+                   + "".join(f'<td class="n" data-testid="{_tid("applications", k)}">{fmt_int(v)}</td>'
+                             for k, v in sorted(by_status.items())) + "</tr></table>")
+        active = [a for a in apps if a["status"] == "active"]
+        if active:
+            out.append('<table data-testid="applications-active"><tr><th>Application 申請案</th>'
+                       '<th>Institution 機構</th><th>Datasets 資料集</th><th>Expires 到期</th></tr>'
+                       + "".join(f'<tr><td>{_e(a["application_id"])}</td><td>{_e(a["institution"] or "")}</td>'
+                                 f'<td>{_e(", ".join(a["released_datasets"]))}</td><td>{_e(a["expires"] or "")}</td></tr>'
+                                 for a in sorted(active, key=lambda a: a["application_id"])) + "</table>")
+    usage = _rows(ctx.tables, "usage_reports") or []
+    overdue = sorted((u for u in usage if u["status"] == "overdue"), key=lambda u: (u["due"], u["application_id"]))
+    out.append(f'<h3 style="font-size:15px;margin:8px 0 4px">Usage reports overdue 逾期使用報告 '
+               f'<b class="{"bad" if overdue else "good"}" data-testid="usage-overdue">{fmt_int(len(overdue))}</b></h3>')
+    if overdue:
+        out.append('<table data-testid="usage-overdue-table"><tr><th>Application 申請案</th><th class="n">Period 期別</th>'
+                   '<th>Due 應繳日</th></tr>'
+                   + "".join(f'<tr><td>{_e(u["application_id"])}</td><td class="n">{fmt_int(u["period"])}</td>'
+                             f'<td class="bad">{_e(u["due"])}</td></tr>' for u in overdue) + "</table>")
+    out.append("</section>")
+    return "".join(out)
+
+
 _SECTIONS: tuple[tuple[str, str, str, Callable[[_Ctx], str]], ...] = (
     ("teams", "Completion against the 2019-11 target", "2019年11月目標達成率", _section_teams),
     ("datasets", "Datasets", "各資料集建置進度", _section_datasets),
     ("trend", "Trend of overall achievement", "整體達成率趨勢", _section_trend),
     ("sharing", "Shared and withheld cases", "分享與不分享案例", _section_sharing),
     ("consent", "Consent notices and opt-outs", "告知與退出", _section_consent),
+    ("access", "Releases and access applications", "資料釋出與申請審查", _section_access),
     ("validation", "Validation status", "驗證狀態", _section_validation),
 )
 

@@ -76,7 +76,7 @@ def process_applications(store: DeltaStore, registry: Registry, landing_root: st
         if status == "expired":
             outcomes += revoke_application(run, app_id, "expired")
     _record(store, run, outcomes, now)
-    read = read_applications(landing_root, registry, today, first_releases(store))
+    read = read_applications(landing_root, registry, today, first_releases(store, read.applications))
     for tdef, table in ((APPLICATIONS, read.applications), (USAGE_REPORTS, read.usage_reports),
                         (APPLICATION_PROBLEMS, read.problems)):
         store.replace_where(tdef.zone, tdef.name, table, "true")
@@ -87,13 +87,18 @@ def process_applications(store: DeltaStore, registry: Registry, landing_root: st
                            outcomes=outcomes)
 
 
-def first_releases(store: DeltaStore) -> dict[str, dt.date]:
-    """application id -> date of its first published release (usage reports are due from it)."""
+def first_releases(store: DeltaStore, applications: pa.Table) -> dict[str, dt.date]:
+    """application id -> when its access began: its first published release, or the signing of its
+    agreement when that came first (access granted before medlake published anything for it)."""
     log = store.read("program", "release_log", ["application_id", "action", "released_on"], schema=RELEASE_LOG.schema)
     log = log.filter(pc.and_(pc.equal(log["action"], "published"), pc.is_valid(log["application_id"])))
     out: dict[str, dt.date] = {}
     for app, day in zip(log.column("application_id").to_pylist(), log.column("released_on").to_pylist()):
         out[app] = min(out.get(app, day), day)
+    for app, signed in zip(applications.column("application_id").to_pylist(),
+                           applications.column("agreement_signed").to_pylist()):
+        if signed is not None:  # only active and expired applications owe reports (read_applications)
+            out[app] = min(out.get(app, signed), signed)
     return out
 
 

@@ -1,9 +1,9 @@
 """Example data-access applications (EXPORT_FORMAT.md `_applications/<id>/`), one per status worth showing.
 
 Dates are fixed so every status holds for any as_of from the synthetic landing date 2019-09-15 to
-the end of the programme period, 2020-11-30. Usage reports depend on when the first release was
-published, which the release step decides; each description says which first-release date its
-expected usage rows (as of 2019-09-15) assume.
+the end of the programme period, 2020-11-30. Usage reports are due from the first release, which is
+the agreement's signing date for these (medlake counts access from the signature when it predates
+its own first release); each description names the date its expected usage rows assume.
 """
 
 from __future__ import annotations
@@ -41,15 +41,15 @@ _APPLICATIONS: list[tuple[str, dict[str, dict], dict]] = [
             "agreement_signed": D("2019-02-15"), "pledges_signed": ["Chen Wei-ting", "Lai Yu-chen", "Ho Pei-shan"],
             "expires": D("2021-06-30")},
         "usage-2019-h1.yaml": {
-            "period": "2019-03-01..2019-08-31",
+            "period": "2019-02-15..2019-08-15",
             "publications": ["Example et al., Plaque segmentation on CCTA, J Example Imaging 2019"],
             "notes": "Free text: model trained; second site validation next."},
     }, {"scenario": "academic medical research, two review-tier datasets of two teams, approved, "
                     "signed, one usage report (date-range period)",
         "expected_status": "active", "released_datasets": ["ccta", "af-cardiac-ct"],
-        "first_release": "2019-03-01",
-        "expected_usage": [{"period": 1, "due": "2019-09-01", "status": "received"},
-                           {"period": 2, "due": "2020-03-01", "status": "due"}]}),
+        "first_release": "2019-02-15",
+        "expected_usage": [{"period": 1, "due": "2019-08-15", "status": "received"},
+                           {"period": 2, "due": "2020-02-15", "status": "due"}]}),
     ("app-2019-002", {
         "application.yaml": {
             "applicant": "Wu Chia-hao", "institution": "Example Imaging AI Co., Ltd.", "institution_type": "company",
@@ -86,8 +86,8 @@ _APPLICATIONS: list[tuple[str, dict[str, dict], dict]] = [
             "scores": _SCORES, "agreement_signed": D("2018-07-01"), "pledges_signed": ["Huang Yi-jun"],
             "expires": D("2019-06-30")},
     }, {"scenario": "approved and signed, access expired before 2019-09-15", "expected_status": "expired",
-        "released_datasets": ["spect-perfusion"], "first_release": "2018-08-01",
-        "expected_usage": [{"period": 1, "due": "2019-02-01", "status": "overdue"}]}),
+        "released_datasets": ["spect-perfusion"], "first_release": "2018-07-01",
+        "expected_usage": [{"period": 1, "due": "2019-01-01", "status": "overdue"}]}),
     ("app-2019-007", {
         "application.yaml": {
             "applicant": "Kuo Hsin-yi", "institution": "Example Health Analytics Inc.", "institution_type": "company",
