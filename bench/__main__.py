@@ -2,11 +2,11 @@
 
 import sys
 
-from bench import annotations, catalog, deface, deid, ingest, progress, validation
+from bench import annotations, catalog, deface, deid, ingest, progress, releases, validation
 
 BENCHES = {"ingest": ingest.main, "deid": deid.main, "deface": deface.main,
            "validation": validation.main, "annotations": annotations.main,
-           "catalog": catalog.main, "progress": progress.main}
+           "catalog": catalog.main, "progress": progress.main, "releases": releases.main}
 
 if __name__ == "__main__":
     args = sys.argv[1:]

@@ -127,6 +127,7 @@ def demo(cases: int, seed: int) -> None:
                     truth=None)
     code = _run(settings)
     _print_summary(s)
+    _print_releases(s)
     console.print("\n[bold]Where to look[/]")
     console.print(f"  landing zone (synthetic exports): {s.landing}")
     console.print(f"  truth file of planted identifiers: {truth}")
@@ -139,15 +140,19 @@ def demo(cases: int, seed: int) -> None:
     console.print(f"  Dagster runs:                    {s.dagster_home}  (make ui, then http://127.0.0.1:3000)")
     console.print(f"  dashboard (open in a browser):   {s.lake}/program/dashboard/index.html  (medlake dashboard)")
     console.print(f"  Parquet catalogue and DuckDB:    {s.lake}/catalog/  (medlake query \"SELECT count(*) FROM cases\")")
+    console.print(f"  consent and withdrawals:         {s.lake}/restricted/consent_status, restricted/withdrawal_audit")
+    console.print(f"  releases (tiers, applications):  {s.releases}/  (medlake releases)")
+    console.print(f"  dataset cards:                   {s.lake}/program/dataset_cards/")
     console.print("  in the terminal:                 medlake status")
     sys.exit(code)
 
 
-def _synthesise(out: Path, registry, *, cases: int, seed: int, tiny: bool, batches: int, datasets, truth) -> None:
+def _synthesise(out: Path, registry, *, cases: int, seed: int, tiny: bool, batches: int, datasets, truth,
+                consent: bool = True, applications: bool = True) -> None:
     from medlake.synth import SynthSpec, generate
 
     spec = SynthSpec(datasets=tuple(datasets) if datasets else None, cases=cases, batches=batches,
-                     tiny=tiny, seed=seed)
+                     tiny=tiny, seed=seed, consent=consent, applications=applications)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:
         task = bar.add_task("writing synthetic exports", total=None)
@@ -167,7 +172,10 @@ def _synthesise(out: Path, registry, *, cases: int, seed: int, tiny: bool, batch
 @click.option("--seed", default=0, show_default=True, help="Same seed, same bytes.")
 @click.option("--truth", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Truth file path (default OUT/_synth/truth.json).")
-def synth(out: Path, datasets: str, cases: int, batches: int, tiny: bool, seed: int, truth: Path | None) -> None:
+@click.option("--no-consent", is_flag=True, help="Write no _consent/ files.")
+@click.option("--no-applications", is_flag=True, help="Write no _applications/ examples.")
+def synth(out: Path, datasets: str, cases: int, batches: int, tiny: bool, seed: int, truth: Path | None,
+          no_consent: bool, no_applications: bool) -> None:
     """Write synthetic hospital exports (EXPORT_FORMAT.md) and a truth file of every identifier planted."""
     settings = Settings.from_env()
     try:
@@ -181,7 +189,7 @@ def synth(out: Path, datasets: str, cases: int, batches: int, tiny: bool, seed: 
               f"{', '.join(registry.datasets_by_id)}")
     started = time.perf_counter()
     _synthesise(out, registry, cases=cases, seed=seed, tiny=tiny, batches=batches, datasets=chosen or None,
-                truth=truth)
+                truth=truth, consent=not no_consent, applications=not no_applications)
     console.print(f"in {time.perf_counter() - started:.1f} s")
 
 
@@ -243,6 +251,44 @@ def _print_progress(store) -> bool:
                       f"{100 * r['achievement']:.1f}%" if r["achievement"] is not None else "-")
     console.print(table)
     return True
+
+
+@main.command()
+def releases() -> None:
+    """The latest version of every release (tier, team, dataset; applications) and the applications."""
+    s = Settings.from_env().absolute()
+    if not _print_releases(s):
+        console.print(f"Nothing released yet under {s.releases}.")
+
+
+def _print_releases(s: Settings) -> bool:
+    from medlake.lake import DeltaStore, Lake
+    from medlake.reports.releases import releases_summary
+
+    rows = releases_summary(s.releases)
+    if rows:
+        table = Table(title=f"Releases under {s.releases} (latest versions)")
+        for c in ("release", "version", "released_on", "cases", "contents", "k"):
+            table.add_column(c.replace("_", " "), justify="right" if c == "cases" else "left")
+        for r in rows:
+            table.add_row(r["release"], r["version"], r["released_on"], f"{r['cases']:,}", r["contents"], r["k"])
+        console.print(table)
+    store = DeltaStore(Lake.from_root(s.lake))
+    apps = store.dataset("program", "applications")
+    if apps is not None:
+        usage = store.dataset("program", "usage_reports")
+        overdue = {}
+        for u in (usage.to_table().to_pylist() if usage is not None else []):
+            if u["status"] == "overdue":
+                overdue[u["application_id"]] = overdue.get(u["application_id"], 0) + 1
+        table = Table(title="Access applications")
+        for c in ("application", "institution", "datasets", "status", "expires", "overdue reports"):
+            table.add_column(c)
+        for a in sorted(apps.to_table().to_pylist(), key=lambda a: a["application_id"]):
+            table.add_row(a["application_id"], a["institution"] or "", ", ".join(a["datasets"]), a["status"],
+                          str(a["expires"] or ""), str(overdue.get(a["application_id"], "")))
+        console.print(table)
+    return bool(rows) or apps is not None
 
 
 @main.command()

@@ -102,3 +102,31 @@ def test_daily_sweep_requests_what_the_sensor_did_not_take(lakehouse):
         assert [r.partition_key for r in requests] == ["tvgh/liver-ct/2019-10-01-a"]
         assert instance.get_dynamic_partitions(EXPORT_BATCHES.name) == ["tvgh/liver-ct/2019-10-01-a"]
     assert defs.resolve_schedule_def("daily_batch_sweep").cron_schedule == "0 6 * * *"
+
+
+def test_consent_sensor_requests_a_programme_run_when_consent_or_applications_change(lakehouse):
+    from sensors.consent import consent_and_applications_sensor
+
+    lh = lakehouse
+    defs = _defs(lh)
+    consent = lh.landing_root / "tvgh" / "_consent"
+    consent.mkdir(parents=True)
+    (consent / "2019-06-30.csv").write_text("patient_id,consent_class,event,event_date,reference\n"
+                                            "P1,C,notice_sent,2019-06-01,N1\n")
+    with dg.instance_for_test() as instance:
+        first = consent_and_applications_sensor(dg.build_sensor_context(instance=instance, resources=defs.resources))
+        assert len(first.run_requests) == 1 and first.cursor
+        same = consent_and_applications_sensor(dg.build_sensor_context(
+            instance=instance, resources=defs.resources, cursor=first.cursor))
+        assert isinstance(same, dg.SkipReason)
+        (consent / "2019-12-31.csv").write_text("patient_id,consent_class,event,event_date,reference\n"
+                                                "P1,C,withdrawn,2019-12-01,W1\n")
+        withdrawn = consent_and_applications_sensor(dg.build_sensor_context(
+            instance=instance, resources=defs.resources, cursor=first.cursor))
+        assert len(withdrawn.run_requests) == 1 and withdrawn.cursor != first.cursor
+        (lh.landing_root / "_applications" / "app-1").mkdir(parents=True)
+        (lh.landing_root / "_applications" / "app-1" / "decision.yaml").write_text("decision: approved\n")
+        decided = consent_and_applications_sensor(dg.build_sensor_context(
+            instance=instance, resources=defs.resources, cursor=withdrawn.cursor))
+        assert len(decided.run_requests) == 1 and decided.run_requests[0].job_name in (None, "refresh_programme")
+        assert defs.resolve_sensor_def("programme_after_batch") is not None

@@ -79,6 +79,15 @@ def test_releases_hold_only_eligible_cases(programme):
     assert not (Path(settings.releases) / "public").exists()
 
 
+def test_no_planted_identifier_in_any_release(programme):
+    from test_end_to_end_deid import _truth_index
+    from medlake.checker import Checker
+
+    settings, truth, _ = programme
+    report = Checker(_truth_index(truth)).check(settings.releases)
+    assert report.objects_scanned > 50 and report.clean, str(report)
+
+
 def test_manifest_covers_and_verifies_every_file(programme):
     settings, _, _ = programme
     for _, version in latest_dirs(settings.releases):
@@ -255,8 +264,8 @@ def test_release_assets_share_one_concurrency_pool(registry):
     import dagster as dg
 
     defs = build_definitions()
-    pools = {team: defs.resolve_assets_def(dg.AssetKey(["releases", team])).op.pool for team in registry.teams_by_id}
+    pools = {team: defs.get_assets_def(dg.AssetKey(["releases", team])).op.pool for team in registry.teams_by_id}
     assert set(pools.values()) == {"releases"}
-    owners = defs.resolve_assets_def(dg.AssetKey(["releases", "ntu"])).specs_by_key[
+    owners = defs.get_assets_def(dg.AssetKey(["releases", "ntu"])).specs_by_key[
         dg.AssetKey(["releases", "ntu"])].owners
     assert owners == ["team:ntu"]

@@ -99,7 +99,7 @@ def test_layout_follows_export_format(demo, registry):
         newest = max(p.stat().st_mtime_ns for p in b.rglob("*") if p.is_file())
         assert ready.stat().st_mtime_ns == newest      # written last
     top = {p.name for p in out.iterdir()}
-    assert top == {"ntu", "tvgh", "tmu", "_synth"}
+    assert top == {"ntu", "tvgh", "tmu", "_synth", "_applications"}
     assert calls[-1] == (100, 100) and [d for d, _ in calls] == list(range(1, 101))
     for o in truth["objects"]:
         assert _path(out, o).is_file(), o

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from medlake.checker.dicom import PrivateAllowList, scan_dicom_into
@@ -132,12 +132,15 @@ class Checker:
         name it by that same redacted path."""
         return self._scan_tree(root)[1]
 
-    def check(self, root) -> CheckReport:
-        """scan_tree as a report: objects scanned, findings, counts by kind."""
-        n, findings = self._scan_tree(root)
+    def check(self, root, content_checked: Callable[[str], bool] | None = None) -> CheckReport:
+        """scan_tree as a report: objects scanned, findings, counts by kind.
+
+        `content_checked(path)` may say that a file's bytes were already scanned (a hard link to an
+        object that passed its own check): its name is still checked, its content is not read again."""
+        n, findings = self._scan_tree(root, content_checked)
         return CheckReport.of(n, findings)
 
-    def _scan_tree(self, root) -> tuple[int, list[Finding]]:
+    def _scan_tree(self, root, content_checked: Callable[[str], bool] | None = None) -> tuple[int, list[Finding]]:
         root = str(root)
         findings: list[Finding] = []
         names: dict[str, str] = {}        # offending name -> "(path N)"
@@ -186,6 +189,8 @@ class Checker:
                 if inside_delta:
                     continue           # its data and log were scanned as the table
                 objects += 1
+                if content_checked is not None and content_checked(os.path.join(d, fn)):
+                    continue
                 rel, _ = redacted([*parts, fn])
                 findings += self.scan_file(os.path.join(d, fn), _obj=os.path.join(root, rel))
         return objects, findings

@@ -52,6 +52,7 @@ class FileEntry:
     size: int
     source: Path | None = None   # an existing file to link (or copy)
     data: bytes | None = None    # or the bytes to write
+    checked: bool = False        # the source passed the identifier checker as it is (same bytes)
 
 
 @dataclass
@@ -106,12 +107,13 @@ def table_entry(name: str, table: pa.Table) -> FileEntry:
 
 
 def publish(folder: Path, entries: list[FileEntry], release_json: Callable[[str, str], dict],
-            card: Callable[[str], str], check: Callable[[Path], CheckReport],
+            card: Callable[[str], str], check: Callable[[Path, set[tuple[int, int]]], CheckReport],
             crash_after: int | None = None) -> Published:
     """Write a new version of `folder` unless its latest version has the same content.
 
-    `release_json(version, digest)` and `card(version)` make the two descriptive files; `check(dir)`
-    runs the identifier checker over the finished folder before it becomes visible. The caller
+    `release_json(version, digest)` and `card(version)` make the two descriptive files; `check(dir,
+    linked)` runs the identifier checker over the finished folder before it becomes visible, where
+    `linked` holds the (device, inode) of files that are hard links to checked objects. The caller
     holds the publishing lock. `crash_after` (tests only) raises after that many files, as a crash
     in the middle of writing would.
     """
@@ -127,6 +129,7 @@ def publish(folder: Path, entries: list[FileEntry], release_json: Callable[[str,
     partial.mkdir(parents=True)  # makes the dataset folder on its first version
     out = Published("published", version, folder / version, digest)
     made_dirs: set[Path] = set()
+    linked: set[tuple[int, int]] = set()
     for n, e in enumerate(entries):
         if crash_after is not None and n >= crash_after:
             raise RuntimeError("simulated crash while writing a release")
@@ -139,6 +142,9 @@ def publish(folder: Path, entries: list[FileEntry], release_json: Callable[[str,
             out.copied += 1
         elif _link(e.source, dst):
             out.linked += 1
+            if e.checked:
+                st = os.stat(dst)
+                linked.add((st.st_dev, st.st_ino))
         else:
             out.copied += 1
     (partial / RELEASE_JSON).write_text(json.dumps(release_json(version, digest), indent=2, sort_keys=True,
@@ -148,7 +154,7 @@ def publish(folder: Path, entries: list[FileEntry], release_json: Callable[[str,
     for name in (RELEASE_JSON, CARD):
         lines.append(f"{hashlib.sha256((partial / name).read_bytes()).hexdigest()}  {name}")
     (partial / MANIFEST).write_text("\n".join(sorted(lines, key=lambda x: x[66:])) + "\n", encoding="utf-8")
-    report = check(partial)
+    report = check(partial, linked)
     if not report.clean:
         shutil.rmtree(partial, ignore_errors=True)
         raise ReleaseRefused(report)
