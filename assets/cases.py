@@ -5,6 +5,7 @@ import dagster as dg
 
 from assets.deid import INSTANCES_KEY
 from medlake.cases.batch import annotate_and_count
+from medlake.ingest.pending import record_completion
 from medlake.landing import BatchRef
 from pipelines.keys import SecretKeyResource
 from pipelines.partitions import EXPORT_BATCHES
@@ -35,6 +36,8 @@ def annotations_and_cases(context: dg.AssetExecutionContext, lake: LakeResource,
         "cases": {"cases_in_dataset": r.cases, "status": dg.MetadataValue.md(status_md),
                   "cases_without_images": r.cases_without_images},
     }
+    # The batch job's last step: from here on the delivery is complete and `medlake run` leaves it be.
+    record_completion(lake.store(), ref)
     for name, key in _KEYS.items():
         m = {**meta[name], "dagster/uri": lake.store().uri("deid", name)}
         if name in r.table_versions:

@@ -4,6 +4,7 @@ identifier check, which blocks everything downstream when it finds anything."""
 import dagster as dg
 
 from medlake.checker.sources import check_objects, record_check
+from medlake.deid.errors import DeidError
 from medlake.deid.summaries import summarise
 from medlake.deid.zone import batch_object_paths, deidentify_batch
 from medlake.lake.tables import (
@@ -19,6 +20,7 @@ from medlake.lake.tables import (
 from medlake.landing import BatchRef
 from pipelines.keys import SecretKeyResource
 from pipelines.partitions import EXPORT_BATCHES
+from pipelines.policies import IO_RETRY_POLICY
 from pipelines.resources import LakeResource, LandingResource, RegistryResource
 
 _OUTPUTS = (INSTANCES, SERIES, STUDIES, SLIDES, ANNOTATION_FILES, DEID_AUDIT, VAULT, DEID_QUARANTINE)
@@ -37,6 +39,7 @@ def _key(t) -> dg.AssetKey:
                         partitions_def=EXPORT_BATCHES, deps=_INGESTED) for t in _OUTPUTS],
     name="deidentify_export_batch",
     pool="deid_cpu",
+    retry_policy=IO_RETRY_POLICY,
 )
 def deidentify_export_batch(context: dg.AssetExecutionContext, landing: LandingResource, lake: LakeResource,
                             registry: RegistryResource, secret: SecretKeyResource):
@@ -45,7 +48,13 @@ def deidentify_export_batch(context: dg.AssetExecutionContext, landing: LandingR
     label sheets. Writes pseudonymous objects and tables only; what cannot be made safe is
     quarantined in the restricted zone."""
     ref = BatchRef.from_key(context.partition_key)
-    r = deidentify_batch(lake.store(), landing.zone(), registry.load(), secret.deid_keys(), ref, log=context.log.info)
+    try:
+        r = deidentify_batch(lake.store(), landing.zone(), registry.load(), secret.deid_keys(), ref,
+                             log=context.log.info)
+    except DeidError as e:
+        # A refusal (a changed secret key, an unsupported lake) would only repeat: fail now instead
+        # of retrying. The message names a reason code and tags, never a value (DeidError's rule).
+        raise dg.Failure(description=str(e), allow_retries=False) from e
     r.table_versions.update(summarise(lake.store(), ref.team, ref.dataset))
     common = {"batch_ref": r.batch_ref, "objects_quarantined": r.quarantined, "seconds": round(r.duration_s, 3)}
     per = {

@@ -7,6 +7,7 @@ from medlake.ingest.batch import ingest_batch
 from medlake.lake.tables import RESTRICTED_INGEST_TABLES
 from medlake.landing import BatchRef
 from pipelines.partitions import EXPORT_BATCHES
+from pipelines.policies import IO_RETRY_POLICY
 from pipelines.resources import LakeResource, LandingResource, RegistryResource
 
 _TABLES = RESTRICTED_INGEST_TABLES
@@ -29,7 +30,7 @@ def _spec(t) -> dg.AssetSpec:
 
 
 @dg.multi_asset(specs=[_spec(t) for t in _TABLES], name="ingest_export_batch", pool="landing_io",
-                retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL))
+                retry_policy=IO_RETRY_POLICY)
 def ingest_export_batch(context: dg.AssetExecutionContext, landing: LandingResource, lake: LakeResource,
                         registry: RegistryResource):
     """Read every file of one export batch once (sha256 and DICOM header from the same read), catalogue

@@ -11,6 +11,7 @@ from medlake.catalog import build_duckdb, export_catalog
 from medlake.dashboard import write_dashboard
 from medlake.lake.tables import PROGRESS_TABLES
 from medlake.progress.refresh import refresh_progress
+from pipelines.policies import PROGRESS_FRESHNESS
 from pipelines.resources import LakeResource, RegistryResource
 
 _PROGRESS_KEYS = [dg.AssetKey(["program", t.name]) for t in PROGRESS_TABLES]
@@ -27,7 +28,8 @@ def as_of_date() -> dt.date:
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(key=k, group_name="program", kinds={"delta"}, deps=_UPSTREAM)
+    specs=[dg.AssetSpec(key=k, group_name="program", kinds={"delta"}, deps=_UPSTREAM,
+                        freshness_policy=PROGRESS_FRESHNESS)
            for k in _PROGRESS_KEYS],
     name="programme_progress",
 )
@@ -62,6 +64,7 @@ def dashboard(lake: LakeResource) -> dg.MaterializeResult:
     """The programme office's page: one self-contained HTML file in the program zone."""
     path = dashboard_path(lake.store())
     write_dashboard(lake.store(), path)
+    lake.store().lake.objects().upload([DASHBOARD_FILE])
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)),
                                           "url": dg.MetadataValue.url(path.as_uri())})
 
@@ -74,9 +77,14 @@ def catalog(lake: LakeResource) -> dg.MaterializeResult:
     DuckDB file with one view per table; schema in docs/catalog.md."""
     counts = export_catalog(lake.store())
     db = build_duckdb(lake.store())
+    lake.store().lake.objects().sync_up("catalog")
     return dg.MaterializeResult(metadata={"rows": dg.MetadataValue.json(counts),
                                           "duckdb": dg.MetadataValue.path(str(db))})
 
 
+DASHBOARD_FILE = "program/dashboard/index.html"
+
+
 def dashboard_path(store) -> Path:
-    return Path(store.lake.root) / "program" / "dashboard" / "index.html"
+    """The page on this machine (for a remote lake, the copy that is uploaded after writing)."""
+    return store.lake.objects().path(DASHBOARD_FILE)

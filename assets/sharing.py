@@ -10,6 +10,7 @@ from assets.programme import as_of_date
 from medlake.sharing.eligibility import release_eligibility
 from medlake.sharing.run import process_applications, publish_team, write_programme_cards
 from medlake.sharing.tables import RELEASE_ELIGIBILITY
+from pipelines.policies import IO_RETRY_POLICY
 from pipelines.resources import LakeResource, LandingResource, RegistryResource, ReleasesResource
 
 ELIGIBILITY_KEY = dg.AssetKey(["deid", RELEASE_ELIGIBILITY.name])
@@ -39,7 +40,7 @@ def eligibility(lake: LakeResource, registry: RegistryResource) -> dg.Materializ
 def team_release_asset(team: str) -> dg.AssetsDefinition:
     @dg.multi_asset(specs=[dg.AssetSpec(key=dg.AssetKey(["releases", team]), group_name="sharing", kinds={"folder"},
                                         owners=[f"team:{team}"], deps=[ELIGIBILITY_KEY])],
-                    name=f"releases_{team.replace('-', '_')}", pool=RELEASE_POOL)
+                    name=f"releases_{team.replace('-', '_')}", pool=RELEASE_POOL, retry_policy=IO_RETRY_POLICY)
     def release(lake: LakeResource, registry: RegistryResource, releases: ReleasesResource) -> dg.MaterializeResult:
         outcomes = publish_team(lake.store(), registry.load(), releases.root, team, as_of_date())
         table = "| release | action | cases | k min | suppressed |\n|---|---|---:|---:|---:|\n" + "\n".join(
@@ -48,13 +49,14 @@ def team_release_asset(team: str) -> dg.AssetsDefinition:
         refused = [o.path for o in outcomes if o.action == "refused"]
         if refused:
             # A refused release keeps the previous version as latest; the run fails so somebody looks.
+            # The checker would refuse it again, so the retry policy is skipped.
             raise dg.Failure(description=f"identifier checker refused {len(refused)} release(s): {', '.join(refused)}",
-                             metadata={"releases": dg.MetadataValue.md(table)})
+                             metadata={"releases": dg.MetadataValue.md(table)}, allow_retries=False)
         return dg.MaterializeResult(metadata={
             "releases": dg.MetadataValue.md(table),
             "published": sum(o.action == "published" for o in outcomes),
             "purged_versions": sum(o.action == "purged" for o in outcomes),
-            "root": dg.MetadataValue.path(str(Path(releases.root) / "collaboration" / team))})
+            "root": dg.MetadataValue.text(f"{releases.root.rstrip('/')}/<tier>/{team}")})
 
     return release
 
@@ -65,14 +67,15 @@ def access_applications_asset(teams: list[str]) -> dg.AssetsDefinition:
     @dg.multi_asset(
         specs=[dg.AssetSpec(key=k, group_name="sharing", kinds={"delta"}) for k in APPLICATION_KEYS]
         + [dg.AssetSpec(key=APPLICATION_RELEASES_KEY, group_name="sharing", kinds={"folder"}, deps=team_releases)],
-        name="access_applications", pool=RELEASE_POOL,
+        name="access_applications", pool=RELEASE_POOL, retry_policy=IO_RETRY_POLICY,
     )
     def access_applications(context: dg.AssetExecutionContext, landing: LandingResource, lake: LakeResource,
                             registry: RegistryResource, releases: ReleasesResource):
         """Applications under _applications/: the programme's eligibility rules, the committee's
         decision, a release of the approved review-tier datasets for each active one, revocation at
         expiry, and the usage reports due every six months."""
-        r = process_applications(lake.store(), registry.load(), landing.root, releases.root, as_of_date())
+        r = process_applications(lake.store(), registry.load(), landing.zone().applications_root(), releases.root,
+                                 as_of_date())
         for o in r.outcomes:
             context.log.info(f"{o.path}: {o.action}")
         meta = {"by_status": dg.MetadataValue.json(r.by_status), "problems": r.problems,
@@ -91,6 +94,8 @@ def access_applications_asset(teams: list[str]) -> dg.AssetsDefinition:
 def dataset_cards(lake: LakeResource, registry: RegistryResource) -> dg.MaterializeResult:
     """DATASET_CARD.md of every dataset in the registry, in the programme zone (each release also
     carries its own card, with its own counts)."""
-    folder = Path(lake.store().lake.root) / "program" / "dataset_cards"
+    files = lake.store().lake.objects()
+    folder = files.path("program/dataset_cards")
     paths = write_programme_cards(lake.store(), registry.load(), folder, as_of_date())
+    files.sync_up("program/dataset_cards")
     return dg.MaterializeResult(metadata={"cards": len(paths), "folder": dg.MetadataValue.path(str(folder))})

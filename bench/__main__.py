@@ -2,11 +2,12 @@
 
 import sys
 
-from bench import annotations, catalog, deface, deid, ingest, progress, releases, validation
+from bench import annotations, catalog, deface, deid, fullscale, ingest, progress, releases, validation
 
 BENCHES = {"ingest": ingest.main, "deid": deid.main, "deface": deface.main,
            "validation": validation.main, "annotations": annotations.main,
-           "catalog": catalog.main, "progress": progress.main, "releases": releases.main}
+           "catalog": catalog.main, "progress": progress.main, "releases": releases.main,
+           "fullscale": fullscale.main}
 
 if __name__ == "__main__":
     args = sys.argv[1:]

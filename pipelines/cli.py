@@ -56,15 +56,20 @@ def run() -> None:
 def _run(settings: Settings) -> int:
     from medlake.ingest.pending import pending_batches
     from medlake.lake import DeltaStore, Lake
-    from medlake.landing import LandingZone
+    from medlake.landing import open_landing
 
     try:
         load_registry(settings.program)
     except RegistryError as e:
         _fail(str(e))
     s = settings.absolute()
-    store, landing = DeltaStore(Lake.from_root(s.lake)), LandingZone(s.landing)
-    pending = pending_batches(landing, store)
+    store, landing = DeltaStore(Lake.from_root(s.lake)), open_landing(s.landing)
+    from medlake.lake.objects import StorageError
+
+    try:
+        pending = pending_batches(landing, store)
+    except StorageError as e:
+        _fail(str(e))
     todo = len(pending)
     from medlake.progress.stale import programme_stale
 

@@ -13,9 +13,11 @@ from assets.sharing import access_applications_asset, dataset_cards, eligibility
 from expectations.checks import suite_checks
 from medlake.program import load_registry
 from medlake.settings import Settings
+from pipelines.executors import executor_from_env
 from pipelines.jobs import INGEST_JOB, PROGRAMME_JOB
 from pipelines.partitions import EXPORT_BATCHES
 from pipelines.resources import resources_from
+from sensors.alerts import run_failure_alert
 from sensors.consent import consent_and_applications_sensor, daily_programme_refresh, programme_after_batch
 from sensors.landing import landing_sensor
 from sensors.schedules import daily_batch_sweep
@@ -38,10 +40,17 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
                 access_applications_asset(teams), dataset_cards, dashboard, catalog],
         asset_checks=[no_identifiers_in_deid_batch, *SUITE_CHECKS],
         jobs=[INGEST_JOB, PROGRAMME_JOB],
-        sensors=[landing_sensor, consent_and_applications_sensor, programme_after_batch],
+        sensors=[landing_sensor, consent_and_applications_sensor, programme_after_batch, run_failure_alert],
         schedules=[daily_batch_sweep, daily_programme_refresh],
         resources=resources_from(settings),
+        executor=executor_from_env(),
     )
+
+
+def process_export_batch_job() -> dg.JobDefinition:
+    """The batch job as `dg.reconstructable` needs it: a module-level function that each dask worker
+    or step process calls to load the job itself, with the settings of its own environment."""
+    return build_definitions().resolve_job_def("process_export_batch")
 
 
 defs = build_definitions()

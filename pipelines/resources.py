@@ -8,7 +8,7 @@ from functools import lru_cache
 import dagster as dg
 
 from medlake.lake import DeltaStore, Lake
-from medlake.landing import LandingZone
+from medlake.landing import LandingZone, open_landing
 from medlake.program import Registry, load_registry
 from medlake.settings import Settings
 
@@ -19,7 +19,7 @@ class LandingResource(dg.ConfigurableResource):
     root: str
 
     def zone(self) -> LandingZone:
-        return LandingZone(self.root)
+        return open_landing(self.root)
 
 
 class LakeResource(dg.ConfigurableResource):

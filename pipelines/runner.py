@@ -12,7 +12,7 @@ import dagster as dg
 
 from medlake.ingest.pending import pending_batches
 from medlake.lake import DeltaStore, Lake
-from medlake.landing import LandingZone
+from medlake.landing import open_landing
 from medlake.program import load_registry
 from medlake.progress.stale import programme_stale, record_programme_inputs
 from medlake.settings import Settings
@@ -55,7 +55,7 @@ def run_pending(
 
     settings = settings.absolute()
     load_registry(settings.program)  # fail fast, naming the file and field, before any run starts
-    landing = LandingZone(settings.landing)
+    landing = open_landing(settings.landing)
     store = DeltaStore(Lake.from_root(settings.lake))
     report = RunReport()
     # Entered, so that Dagster's per-instance context (its definitions-state storage) is this

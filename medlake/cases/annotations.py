@@ -16,7 +16,7 @@ DICOM_ANNOTATION_KINDS = ("rtstruct", "seg", "sr", "presentation_state")
 def batch_annotations(store: DeltaStore, team: str, dataset: str, batch_ref: str,
                       case_pseudonyms: set[str]) -> tuple[list[dict], list[dict]]:
     """(annotation rows, problem rows) for the batch's de-identified annotation objects."""
-    root = Path(store.lake.root)
+    lake_files = store.lake.objects()  # fetch() brings an object of a remote lake to this machine once
     key = {"team": team, "dataset": dataset, "batch_ref": batch_ref}
     objects: list[tuple[str, str, str]] = []  # (object id, kind, path)
     dataset_filter = (pads.field("team") == team) & (pads.field("dataset") == dataset)
@@ -46,14 +46,14 @@ def batch_annotations(store: DeltaStore, team: str, dataset: str, batch_ref: str
     problems: list[dict] = []
     for object_id, kind, rel in sorted(objects):
         try:
-            result = read_annotation(root / rel, kind)
+            result = read_annotation(lake_files.fetch(rel), kind)
         except AnnotationProblem as e:
             problems.append({**key, "object_id": object_id, "code": e.code, "message": e.message})
             continue
         for code, message in result.problems:
             problems.append({**key, "object_id": object_id, "code": code, "message": message})
         if kind == "mask_image":
-            mismatch = _mask_mismatch(root / rel, result.rows, geometry)
+            mismatch = _mask_mismatch(lake_files.fetch(rel), result.rows, geometry)
             if mismatch:
                 problems.append({**key, "object_id": object_id, "code": "mask_size_mismatch", "message": mismatch})
         missing = 0

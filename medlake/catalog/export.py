@@ -57,10 +57,9 @@ class CatalogError(RuntimeError):
 
 
 def catalog_root(store: DeltaStore) -> Path:
-    """`<lake>/catalog` as an absolute local path (the catalogue is for local or mounted lakes)."""
-    if not store.lake.is_local:
-        raise CatalogError(f"the catalogue needs a local (or mounted) lake; {store.lake.root} is remote")
-    return Path(store.lake.root).resolve() / "catalog"
+    """`<lake>/catalog` as an absolute local path: the lake's own folder, or for a remote lake this
+    machine's copy, which the catalogue asset uploads (ObjectStore.sync_up) once it is built."""
+    return store.lake.objects().path("catalog").resolve()
 
 
 def check_no_identifiers(table: str, names: Iterable[str]) -> None:

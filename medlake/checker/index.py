@@ -216,7 +216,23 @@ def pattern_kinds(text: str, allowed: frozenset[str] = frozenset()) -> set[str]:
 
 _DIGIT_GROUPS = re.compile(r"(?<![0-9A-Za-z])\d+(?:[-\s/]\d+)+(?![0-9A-Za-z])")
 _SHORT_KEY, _LONG_KEY = 4, 8
+# Values that are one keyed token by construction: a 2.25 UID (optionally as a .dcm file name), a
+# pseudonym (PSN-..., CASE-..., base32), a sha256. Like a UID in a DICOM header they are compared
+# whole: an identifier can only sit inside one by coincidence of digits, which a substring search
+# would report as a finding in nearly every UID of a large release.
+_KEYED_TOKEN = re.compile(r"2\.25\.\d{10,}(?:\.dcm)?|[A-Z]{2,8}-[A-Z2-7]{16,}(?:\.[a-z]{2,4})?|[0-9a-f]{64}")
+_KEYED_PATH_WORDS = frozenset({"objects", "slides", "annotations", "masks", "sheets", "aim", "tables"})
 _ANY_DIGIT = re.compile(r"\d")
+
+
+def _keyed_path(text: str) -> bool:
+    parts = text.split("/")
+    return all(p in _KEYED_PATH_WORDS or _KEYED_TOKEN.fullmatch(p) for p in parts) and \
+        any(p not in _KEYED_PATH_WORDS for p in parts)
+
+
+def _is_keyed(text: str) -> bool:
+    return bool(_KEYED_TOKEN.fullmatch(text)) or ("/" in text and _keyed_path(text))
 
 
 def _grams(f: str, k: int):
@@ -296,6 +312,8 @@ class IdentifierIndex:
         """The kinds of every identifier (and built-in pattern) found in one text value, sorted."""
         if not text:
             return []
+        if _KEYED_TOKEN.fullmatch(text) or (("/" in text) and _keyed_path(text)):
+            return list(self._whole_tokens(text))
         hit = self._cache.get(text)
         if hit is None:
             hit = tuple(sorted(self._find(text)))
@@ -303,6 +321,36 @@ class IdentifierIndex:
                 self._cache.clear()
             self._cache[text] = hit
         return list(hit)
+
+    def _whole_tokens(self, text: str) -> tuple[str, ...]:
+        kinds: set[str] = set()
+        for part in text.split("/"):
+            if part in _KEYED_PATH_WORDS:
+                continue
+            stem = part[:-4] if part.endswith(".dcm") else part
+            # UIDs and hashes fold to themselves (digits, dots, lower-case hex): no fold needed.
+            k = self._whole.get(stem) if (stem[:1].isdigit() or stem.islower()) else self.find_whole(stem)
+            if k:
+                kinds.update(k)
+        return tuple(sorted(kinds))
+
+    def suspects(self, texts: list[str], chunk_chars: int = 65536) -> list[int]:
+        """Positions of the texts that may hold something: the texts are searched joined, a chunk
+        at a time, and only a chunk that matches is searched value by value. A newline between
+        values is a boundary, so joining can add a match across two values but never hide one;
+        clean data (the usual case) costs one search per chunk instead of one per value."""
+        keyed = [bool(t) and _is_keyed(t) for t in texts]
+        out: list[int] = [i for i, t in enumerate(texts) if keyed[i] and self._whole_tokens(t)]
+        texts = ["" if k else t for t, k in zip(texts, keyed)]
+        start, size = 0, 0
+        for i, t in enumerate(texts + [None]):
+            if t is not None and (size + len(t) + 1 <= chunk_chars or i == start):
+                size += len(t) + 1
+                continue
+            if self._find("\n".join(texts[start:i])):
+                out += [j for j in range(start, i) if texts[j] and self.find(texts[j])]
+            start, size = i, (len(t) + 1 if t is not None else 0)
+        return sorted(out)
 
     def find_whole(self, text: str) -> tuple[str, ...]:
         """Kinds of identifiers equal to the whole value (after folding): for values that are one

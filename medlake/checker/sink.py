@@ -51,9 +51,9 @@ class Sink:
 
     def flush(self) -> None:
         pending, self._pending = self._pending, None
-        if pending and self.index.find("\n".join(t for _, t in pending)):
-            for location, text in pending:
-                self.check(location, text)
+        if pending:
+            for i in self.index.suspects([t for _, t in pending]):
+                self.check(*pending[i])
 
     def add(self, location: str, kind: str) -> None:
         key = (location, kind)

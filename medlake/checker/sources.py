@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import pyarrow.dataset as pads
 
@@ -50,11 +49,11 @@ def check_objects(store: DeltaStore, team: str, paths: Iterable[str], tables: It
     """Scan de-identified objects (paths relative to the lake root) and deid-zone tables."""
     index = IdentifierIndex.build([*team_identifiers(store, team), *extra])
     checker = Checker(index, storage_options=store.lake.storage_options or None)
-    root = Path(store.lake.root)
+    files = store.lake.objects()
     findings = []
     scanned = 0
     for rel in paths:
-        findings += checker.scan_file(root / rel, _obj=rel)
+        findings += checker.scan_file(files.fetch(rel), _obj=rel)
         scanned += 1
     for name in tables:
         if store.exists("deid", name):

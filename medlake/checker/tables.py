@@ -118,11 +118,10 @@ class ColumnScanner:
             else pc.dictionary_encode(text)
         values = enc.dictionary.to_pylist()
         hits = {}
-        for code, v in enumerate(values):
-            if v:
-                kinds = self.sink.index.find(v)
-                if kinds:
-                    hits[code] = kinds
+        for code in self.sink.index.suspects([v or "" for v in values]):
+            kinds = self.sink.index.find(values[code])
+            if kinds:
+                hits[code] = kinds
         if not hits:
             return
         idx = enc.indices.to_numpy(zero_copy_only=False)

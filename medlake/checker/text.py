@@ -9,6 +9,7 @@ import gzip
 import html
 import io
 import json
+import re
 import struct
 import zipfile
 import zlib
@@ -57,6 +58,11 @@ def _lines(sink: Sink, text: str, prefix: str = "", markup: bool = False) -> Non
         if not line.strip():
             continue
         loc = f"{prefix}line {n}"
+        m = _CHECKSUM_LINE.fullmatch(line)
+        if m:  # `sha256sum` output: the hash and the path are separate values
+            sink.check(f"{loc} hash", m.group(1))
+            sink.check(f"{loc} path", m.group(2))
+            continue
         found = sink.check(loc, line)
         if markup and not found and ("&" in line or "%" in line):
             sink.check(loc, html.unescape(line))
@@ -107,10 +113,19 @@ def scan_text_bytes(sink: Sink, name: str, data: bytes, prefix: str = "") -> Non
     _lines(sink, text, prefix, markup=low.endswith((".html", ".htm", ".xml", ".svg", ".md", ".markdown")))
 
 
+_CHECKSUM_LINE = re.compile(r"([0-9a-f]{64})  (.+)")
+
+
 def scan_text_into(path: str, sink: Sink) -> None:
     with open(path, "rb") as f:
         data = f.read()
-    scan_text_bytes(sink, path, data)
+    # Values are collected and searched together (Sink.batch): a manifest of 100,000 lines is a
+    # few searches, not 100,000.
+    sink.batch()
+    try:
+        scan_text_bytes(sink, path, data)
+    finally:
+        sink.flush()
 
 
 # --- images: text chunks only ------------------------------------------------------------------

@@ -15,7 +15,6 @@ import hashlib
 import io
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -89,14 +88,11 @@ def purge_withdrawn(store: DeltaStore, withdrawn: dict[tuple[str, str], dict],
         rewritten = _rewrite_sheets(store, team, fp)
         if rewritten:
             touched.add("annotation_files")
-        root = Path(store.lake.root)
+        files = store.lake.objects()
         for rel, size in fp.files.items():
-            try:
-                os.unlink(root / rel)
+            if files.delete(rel):
                 result.files += 1
                 result.bytes += size
-            except FileNotFoundError:
-                pass
         result.files += rewritten
         result.patients += len(patients)
         # One audit row per patient and place; counts are the team's, as one delete serves all its patients.
@@ -204,11 +200,11 @@ def _delete_annotations(store: DeltaStore, team: str, fp: PatientFootprint) -> i
 
 def _rewrite_sheets(store: DeltaStore, team: str, fp: PatientFootprint) -> int:
     """A label sheet covers many cases: drop the patient's rows and keep the file for the others."""
-    root = Path(store.lake.root)
+    files = store.lake.objects()
     ids = fp.ids
     rows = []
     for row in fp.sheets:
-        path = root / row["object_path"]
+        path = files.fetch(row["object_path"])
         lines = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
         kept = [lines[0]] + [r for r in lines[1:] if r and r[0] not in ids]
         buf = io.StringIO(newline="")
@@ -218,6 +214,7 @@ def _rewrite_sheets(store: DeltaStore, team: str, fp: PatientFootprint) -> int:
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
+        files.upload([row["object_path"]])
         rows.append({**row, "targets": sorted(set(row["targets"]) - ids), "size": len(data),
                      "sha256": hashlib.sha256(data).hexdigest()})
     if rows:

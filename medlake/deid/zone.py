@@ -81,12 +81,12 @@ class _Run:
                  ref: BatchRef, log: Log):
         self.store, self.landing, self.registry, self.keys, self.ref, self.log = (
             store, landing, registry, keys, ref, log)
-        if not store.lake.is_local:
-            raise DeidError("object_store_unsupported",
-                            "de-identified objects are written to a local lake root for now")
         self.now = dt.datetime.now(dt.timezone.utc)
         self.batch_ref = keys.batch_ref(ref.team, ref.dataset, ref.batch)
-        self.lake_root = Path(store.lake.root)
+        self.objects = store.lake.objects()
+        # Objects are written here: the lake itself, or this machine's cache of a remote lake
+        # (uploaded before the tables that name them are committed).
+        self.lake_root = self.objects.cache
         self.rel_root = Path("deid") / "objects" / ref.team / ref.dataset
         self.source = landing.batch_dir(ref)
         opts = set(registry.deid_options(ref.dataset))
@@ -415,6 +415,8 @@ def _write(run: _Run) -> None:
     store, ref = run.store, run.ref
     slice_ = where(team=ref.team, dataset=ref.dataset, batch_ref=run.batch_ref)
     before = set(batch_object_paths(store, ref.team, ref.dataset, run.batch_ref))
+    now_paths = {r["object_path"] for rows in (run.instances, run.slides, run.annotation_files) for r in rows}
+    run.objects.upload(sorted(now_paths))
     v = run.result.table_versions
     for table, rows in ((INSTANCES, run.instances), (SLIDES, run.slides),
                         (ANNOTATION_FILES, run.annotation_files), (DEID_AUDIT, run.audit)):
@@ -423,9 +425,8 @@ def _write(run: _Run) -> None:
     v["deid_quarantine"] = store.replace_where(
         "restricted", "deid_quarantine", DEID_QUARANTINE.from_rows(run.quarantine),
         where(team=ref.team, dataset=ref.dataset, batch=ref.batch), DEID_QUARANTINE.partition_by)
-    now_paths = {r["object_path"] for rows in (run.instances, run.slides, run.annotation_files) for r in rows}
     for stale in before - now_paths:
-        (run.lake_root / stale).unlink(missing_ok=True)
+        run.objects.delete(stale)
     run.result.object_paths = sorted(now_paths)
     run.result.quarantined = len(run.quarantine)
     run.result.quarantine_by_reason = dict(Counter(q["reason_code"] for q in run.quarantine))

@@ -1,10 +1,13 @@
-"""Which ready batches need ingesting: new ones, and finished ones whose files changed since."""
+"""Which ready batches need their batch job: new ones, finished ones whose files changed since, and
+ones whose last run was interrupted before the job's last step."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from medlake.lake.delta import DeltaStore
+from medlake.lake.tables import BATCH_COMPLETIONS
 from medlake.landing.zone import BatchRef, LandingZone
 
 
@@ -16,20 +19,47 @@ class PendingBatch:
 
 
 def pending_batches(landing: LandingZone, store: DeltaStore) -> list[PendingBatch]:
-    """Ready batches whose current listing has not been recorded in the `batches` table.
+    """Ready batches whose current listing has no completed batch job.
 
-    Costs one directory walk and one small Delta read, however many objects the lake holds.
+    Costs one directory walk and two small Delta reads, however many objects the lake holds.
     """
-    recorded: dict[tuple[str, str, str], set[str]] = {}
-    ds = store.dataset("restricted", "batches")
-    if ds is not None:
-        t = ds.to_table(columns=["team", "dataset", "batch", "listing_fingerprint"])
-        for team, dataset, batch, fp in zip(*(t.column(i).to_pylist() for i in range(4))):
-            recorded.setdefault((team, dataset, batch), set()).add(fp)
+    recorded = _fingerprints(store, "batches")
+    completed = _fingerprints(store, "batch_completions")
     out = []
     for ref in landing.batches(ready_only=True):
         fp = landing.listing_fingerprint(ref)
-        seen = recorded.get((ref.team, ref.dataset, ref.batch))
-        if seen is None or fp not in seen:
-            out.append(PendingBatch(ref, fp, seen is not None))
+        key = (ref.team, ref.dataset, ref.batch)
+        if fp not in completed.get(key, set()):
+            seen = recorded.get(key)
+            # An interrupted delivery is run again under its own fingerprint: ingestion finds it
+            # unchanged and the steps after it redo their slice (replace-where, same object paths).
+            out.append(PendingBatch(ref, fp, seen is not None and fp not in seen))
     return out
+
+
+def _fingerprints(store: DeltaStore, table: str) -> dict[tuple[str, str, str], set[str]]:
+    found: dict[tuple[str, str, str], set[str]] = {}
+    ds = store.dataset("restricted", table)
+    if ds is not None:
+        t = ds.to_table(columns=["team", "dataset", "batch", "listing_fingerprint"])
+        for team, dataset, batch, fp in zip(*(t.column(i).to_pylist() for i in range(4))):
+            found.setdefault((team, dataset, batch), set()).add(fp)
+    return found
+
+
+def record_completion(store: DeltaStore, ref: BatchRef, now: dt.datetime | None = None) -> None:
+    """The batch job's last step calls this: its latest delivery is done."""
+    ds = store.dataset("restricted", "batches")
+    if ds is None:
+        return
+    import pyarrow.dataset as pads
+
+    t = ds.to_table(columns=["listing_fingerprint", "ingested_at"],
+                    filter=(pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset)
+                    & (pads.field("batch") == ref.batch)).to_pylist()
+    if not t:
+        return
+    latest = max(t, key=lambda r: r["ingested_at"])["listing_fingerprint"]
+    row = {"team": ref.team, "dataset": ref.dataset, "batch": ref.batch, "listing_fingerprint": latest,
+           "completed_at": now or dt.datetime.now(dt.timezone.utc)}
+    store.upsert("restricted", BATCH_COMPLETIONS.name, BATCH_COMPLETIONS.from_rows([row]), BATCH_COMPLETIONS.keys)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from medlake.lake.tables import (
+    BATCH_COMPLETIONS,
     CONSENT_EVENTS,
     PROGRESS_TABLES,
     CASE_TABLES,
@@ -16,13 +17,14 @@ from medlake.lake.tables import (
     TableDef,
 )
 
-from medlake.consent.tables import CONSENT_TABLES  # noqa: E402 - defined beside their writers
+from medlake.alerts import ALERTS  # noqa: E402 - defined beside their writers
+from medlake.consent.tables import CONSENT_TABLES  # noqa: E402
 from medlake.sharing.tables import SHARING_TABLES  # noqa: E402
 from medlake.validation.history import VALIDATION_HISTORY  # noqa: E402
 
-ALL_TABLES: tuple[TableDef, ...] = (RESTRICTED_INGEST_TABLES + (VAULT, DEID_QUARANTINE) + DEID_TABLES + CASE_TABLES
+ALL_TABLES: tuple[TableDef, ...] = (RESTRICTED_INGEST_TABLES + (BATCH_COMPLETIONS, VAULT, DEID_QUARANTINE) + DEID_TABLES + CASE_TABLES
                                     + (IDENTIFIER_CHECKS, VALIDATION_HISTORY, CONSENT_EVENTS) + CONSENT_TABLES
-                                    + PROGRESS_TABLES + SHARING_TABLES)
+                                    + PROGRESS_TABLES + SHARING_TABLES + (ALERTS,))
 
 
 def render(tables: tuple[TableDef, ...] = ALL_TABLES) -> str:

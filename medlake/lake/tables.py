@@ -192,6 +192,19 @@ BATCHES = TableDef(
     ),
 )
 
+BATCH_COMPLETIONS = TableDef(
+    zone="restricted",
+    name="batch_completions",
+    doc="One row per batch delivery whose whole batch job (ingestion, de-identification, identifier "
+        "check, annotations and cases) finished. A delivery without one was interrupted (a killed "
+        "run, a machine lost) and is run again.",
+    keys=("team", "dataset", "batch", "listing_fingerprint"),
+    columns=_BATCH_KEY + (
+        _c("listing_fingerprint", _STR, "the delivery, as in restricted/batches", False),
+        _c("completed_at", _TS, "when its last step finished", False),
+    ),
+)
+
 RESTRICTED_INGEST_TABLES = (LANDED_FILES, SOURCE_INSTANCES, SOURCE_SLIDES, SOURCE_CASES, QUARANTINE, BATCHES)
 
 # --- de-identification -------------------------------------------------------------------------

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from medlake.lake.objects import ObjectStore
 
 ZONES = ("restricted", "deid", "program", "catalog")
 
@@ -33,6 +37,12 @@ class Lake:
         if root.startswith("s3://"):
             options = {k: os.environ[k] for k in _S3_ENV if os.environ.get(k)}
         return cls(root=root.rstrip("/"), storage_options=options)
+
+    def objects(self) -> "ObjectStore":
+        """The lake's files (de-identified objects, catalogue, dashboard) as an ObjectStore."""
+        from medlake.lake.objects import object_store
+
+        return object_store(self.root, tuple(sorted(self.storage_options.items())))
 
     @property
     def is_local(self) -> bool:

@@ -103,6 +103,10 @@ class LandingZone:
     def teams(self) -> list[str]:
         return [d.name for d in _subdirs(self.root) if not d.name.startswith("_")]
 
+    def applications_root(self) -> Path:
+        """The folder holding _applications/ on this machine."""
+        return self.root
+
 
 def _stat(p: Path) -> tuple[int, int]:
     st = p.stat()
@@ -149,3 +153,64 @@ def _entries(base: Path) -> list[tuple[str, int, int, bool]]:
                 out.append((rel, st.st_size, st.st_mtime_ns, e.is_symlink()))
     out.sort()
     return out
+
+
+class RemoteLandingZone(LandingZone):
+    """A landing zone in an S3-compatible bucket. Listings come from the store; a batch's files are
+    downloaded once into the local cache when something needs to read them (ingestion reads each
+    downloaded file once more, from the page cache)."""
+
+    def __init__(self, root: str):
+        from medlake.lake.objects import ObjectStore
+
+        self.uri = root.rstrip("/")
+        self.store = ObjectStore(self.uri)
+        self.root = self.store.cache  # where staged files live on this machine
+
+    def _all(self) -> list[tuple[str, int, int]]:
+        return self.store.listing()
+
+    def batches(self, ready_only: bool = True) -> list[BatchRef]:
+        found: dict[BatchRef, bool] = {}
+        for path, _, _ in self._all():
+            parts = path.split("/")
+            if len(parts) < 4 or parts[0].startswith("_") or parts[1] == CONSENT_DIR:
+                continue
+            ref = BatchRef(*parts[:3])
+            found[ref] = found.get(ref, False) or (len(parts) == 4 and parts[3] == READY_MARKER)
+        return sorted(r for r, ready in found.items() if ready or not ready_only)
+
+    def files(self, ref: BatchRef) -> list[LandedFile]:
+        return [LandedFile(p, size, mtime) for p, size, mtime in self.store.listing(ref.key)]
+
+    def batch_dir(self, ref: BatchRef) -> Path:
+        for f in self.files(ref):
+            self.store.fetch(f"{ref.key}/{f.path}", f.size)
+        return self.root / ref.team / ref.dataset / ref.batch
+
+    def listing_fingerprint(self, ref: BatchRef, files: list[LandedFile] | None = None) -> str:
+        return super().listing_fingerprint(ref, files if files is not None else self.files(ref))
+
+    def consent_files(self, team: str) -> list[Path]:
+        prefix = f"{team}/{CONSENT_DIR}"
+        return [self.store.fetch(f"{prefix}/{p}", size) for p, size, _ in self.store.listing(prefix)
+                if p.endswith(".csv") and "/" not in p]
+
+    def teams(self) -> list[str]:
+        return sorted({p.split("/", 1)[0] for p, _, _ in self._all() if "/" in p and not p.startswith("_")})
+
+    def sharing_fingerprint(self) -> str:
+        entries = [e for e in self._all() if e[0].startswith(APPLICATIONS_DIR + "/")
+                   or e[0].split("/")[1:2] == [CONSENT_DIR]]
+        text = "".join(f"{e[0]}\0{e[1]}\0{e[2]}\n" for e in entries)
+        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+    def applications_root(self) -> Path:
+        for p, size, _ in self.store.listing(APPLICATIONS_DIR):
+            self.store.fetch(f"{APPLICATIONS_DIR}/{p}", size)
+        return self.root
+
+
+def open_landing(root: str | Path) -> LandingZone:
+    """The landing zone at a local path or an s3:// URI."""
+    return RemoteLandingZone(str(root)) if str(root).startswith("s3://") else LandingZone(root)

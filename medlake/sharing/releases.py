@@ -39,8 +39,12 @@ from medlake.sharing.publish import (
     table_entry,
     versions,
 )
+from medlake.sharing.remote import RemoteReleases
 from medlake.sharing.selection import Selection, select_release
 from medlake.sharing.tables import RELEASE_LOG
+
+_IDENTIFIER_TABLES = ("source_instances", "source_cases", "source_slides", "vault")
+_INDEXES: dict[tuple, IdentifierIndex] = {}
 
 AUDIENCE = {"collaboration": "research teams collaborating with the building team",
             "review": "applicants approved by the review committee",
@@ -82,8 +86,8 @@ class ReleaseRun:
     card: Callable[[Selection, str, dt.date], str]  # the dataset card of a selection at a version
     today: dt.date
     crash_after: int | None = None                  # tests: fail in the middle of writing
+    remote: RemoteReleases | None = None            # the bucket releases are pushed to, if any
     rescan_objects: bool = False                    # read linked objects again in the release check
-    _indexes: dict[str, IdentifierIndex] = field(default_factory=dict)
 
     def checker(self, team: str | None) -> Callable[[Path, set[tuple[int, int]]], CheckReport]:
         """The identifier checker over a release folder. The bytes of a hard link to an object whose
@@ -92,17 +96,23 @@ class ReleaseRun:
         teams = [team] if team else sorted(self.registry.teams_by_id)
 
         def check(folder: Path, linked: set[tuple[int, int]]) -> CheckReport:
-            def already(path: str) -> bool:
-                st = os.stat(path)
-                return (st.st_dev, st.st_ino) in linked
-            return Checker(self._index(tuple(teams))).check(folder, None if self.rescan_objects else already)
+            checker = Checker(self._index(tuple(teams)))
+            if self.rescan_objects or not (folder / "objects").is_dir():
+                return checker.check(folder)
+            dev = os.stat(folder).st_dev
+            return checker.check(folder, linked_inodes={ino for d, ino in linked if d == dev}, linked_dir="objects")
         return check
 
     def _index(self, teams: tuple[str, ...]) -> IdentifierIndex:
-        key = ",".join(teams)
-        if key not in self._indexes:
-            self._indexes[key] = IdentifierIndex.build([x for t in teams for x in team_identifiers(self.store, t)])
-        return self._indexes[key]
+        # Built once per process for the same restricted tables: every team's asset in one run, and
+        # the next run in a long-lived worker, reuse it.
+        versions = tuple(self.store.version("restricted", t) for t in _IDENTIFIER_TABLES)
+        key = (self.store.lake.root, teams, versions)
+        if key not in _INDEXES:
+            if len(_INDEXES) > 4:
+                _INDEXES.clear()
+            _INDEXES[key] = IdentifierIndex.build([x for t in teams for x in team_identifiers(self.store, t)])
+        return _INDEXES[key]
 
 
 def release_team(run: ReleaseRun, team: str) -> list[ReleaseOutcome]:
@@ -118,15 +128,17 @@ def release_dataset(run: ReleaseRun, team: str, dataset: str, tier: str) -> list
     rel = folder.relative_to(run.root).as_posix()
     base = dict(kind="tier", tier=tier, team=team, dataset=dataset, recipient=AUDIENCE[tier])
     with publishing_lock(folder):
+        if run.remote:
+            run.remote.pull(rel)
         sel = select_release(run.store, run.registry, run.eligibility, team, dataset, tier)
         outcomes: list[ReleaseOutcome] = []
         if sel.cases.num_rows == 0 and latest_version(folder) is None:
             outcomes.append(ReleaseOutcome(path=rel, action="empty", **base))
         else:
-            lake = Path(run.store.lake.root)
+            lake = run.store.lake.objects()
             # Eligible cases come only from batches whose identifier check passed: their objects are checked.
-            entries = [FileEntry(f.path, f.sha256, f.size, source=lake / f.source, data=f.data,
-                                 checked=f.data is None) for f in sel.files]
+            entries = [FileEntry(f.path, f.sha256, f.size, source=lake.fetch(f.source) if f.data is None else None,
+                                 data=f.data, checked=f.data is None) for f in sel.files]
             entries += [table_entry(name, t) for name, t in sel.tables.items()]
             first = latest_version(folder) is None
             try:
@@ -141,6 +153,9 @@ def release_dataset(run: ReleaseRun, team: str, dataset: str, tier: str) -> list
                 outcomes.append(ReleaseOutcome(path=rel, action="refused", reason="identifier_findings",
                                                findings=dict(e.report.by_kind), cases=sel.cases.num_rows, **base))
         outcomes += purge_withdrawn_versions(run, folder, base)
+        if run.remote:
+            lake = run.store.lake.objects()
+            run.remote.push(rel, {f.path: (lake, f.source) for f in sel.files if f.data is None})
     return outcomes
 
 
@@ -169,7 +184,10 @@ def release_json(run: ReleaseRun, sel: Selection, version: str, digest: str) -> 
 def _version_patients(version_dir: Path) -> set[str]:
     """Patient pseudonyms in one version (its cases table, or each dataset's in an application)."""
     found: set[str] = set()
-    for cases in version_dir.glob("**/tables/cases.parquet"):
+    # A tier release has tables/ at its top, an application release one per dataset folder.
+    for cases in [version_dir / "tables" / "cases.parquet", *version_dir.glob("*/tables/cases.parquet")]:
+        if not cases.is_file():
+            continue
         found |= set(pq.read_table(cases, columns=["patient_pseudonym"]).column(0).to_pylist())
     return found
 
@@ -202,16 +220,27 @@ def release_application(run: ReleaseRun, app: dict) -> list[ReleaseOutcome]:
     base = dict(kind="application", tier="review", application_id=app_id,
                 recipient=app.get("institution") or app_id)
     with publishing_lock(folder):
+        if run.remote:
+            run.remote.pull(rel)
         entries: list[FileEntry] = []
         sources: dict[str, dict] = {}
+        copies: dict[str, tuple] = {}
         for dataset in sorted(app["released_datasets"]):
             spec = run.registry.datasets_by_id.get(dataset)
             if spec is None:
                 continue
             src_folder = run.root / "review" / spec.team / dataset
+            src_rel = f"review/{spec.team}/{dataset}"
+            if run.remote:
+                run.remote.pull(src_rel)
             version = latest_version(src_folder)
             if version is None:
                 continue
+            if run.remote:
+                run.remote.fetch_version(src_rel, version)
+                copies.update({f"{dataset}/{p.relative_to(src_folder / version).as_posix()}":
+                               (run.remote.store, f"{src_rel}/{version}/{p.relative_to(src_folder / version).as_posix()}")
+                               for p in (src_folder / version).rglob("*") if p.is_file()})
             src = src_folder / version
             meta = json.loads((src / "release.json").read_text(encoding="utf-8"))
             sources[dataset] = {"team": spec.team, "version": version, "content_digest": meta["content_digest"],
@@ -237,6 +266,8 @@ def release_application(run: ReleaseRun, app: dict) -> list[ReleaseOutcome]:
                 outcomes.append(ReleaseOutcome(path=rel, action="refused", reason="identifier_findings",
                                                findings=dict(e.report.by_kind), **base))
         outcomes += purge_withdrawn_versions(run, folder, base)
+        if run.remote:
+            run.remote.push(rel, copies)
     return outcomes
 
 
@@ -244,6 +275,8 @@ def revoke_application(run: ReleaseRun, app_id: str, reason: str) -> list[Releas
     """Access ended (expired): the application's folder goes, every version of it."""
     folder = run.root / "applications" / app_id
     out = []
+    if run.remote:
+        run.remote.pull(f"applications/{app_id}")
     if not folder.is_dir():
         return out
     with publishing_lock(folder):
@@ -254,6 +287,8 @@ def revoke_application(run: ReleaseRun, app_id: str, reason: str) -> list[Releas
             out.append(ReleaseOutcome(kind="application", tier="review", application_id=app_id, recipient=app_id,
                                       path=f"applications/{app_id}/{version}", action="revoked", version=version,
                                       reason=reason, bytes=size))
+        if run.remote:
+            run.remote.push(f"applications/{app_id}", {})
     return out
 
 

@@ -16,6 +16,7 @@ from medlake.lake.delta import DeltaStore
 from medlake.program import Registry
 from medlake.sharing.applications import active_applications, read_applications
 from medlake.sharing.cardfacts import consent_figures, programme_card, release_card
+from medlake.sharing.remote import local_root
 from medlake.sharing.releases import (
     ReleaseOutcome,
     ReleaseRun,
@@ -38,8 +39,9 @@ def release_run(store: DeltaStore, registry: Registry, releases_root: str | Path
     def card(sel, version, day):
         return release_card(registry, figures, classes, store, sel, version, day)
 
-    return ReleaseRun(store, registry, Path(releases_root), eligibility, withdrawn_patients(store), card, today,
-                      crash_after)
+    root, remote = local_root(releases_root)
+    return ReleaseRun(store, registry, root, eligibility, withdrawn_patients(store), card, today, crash_after,
+                      remote=remote)
 
 
 def publish_team(store: DeltaStore, registry: Registry, releases_root: str | Path, team: str, today: dt.date,

@@ -174,7 +174,7 @@ def _annotation_files(store: DeltaStore, in_ds, ids: set[str], team: str, datase
                       ) -> tuple[pa.Table, list[ReleasedFile]]:
     t = store.read("deid", "annotation_files", filter=in_ds, schema=ANNOTATION_FILES.schema)
     rows, files = [], []
-    root = Path(store.lake.root)
+    files_of = store.lake.objects()
     for r in t.to_pylist():
         targets = set(r["targets"] or [])
         if not targets & ids:
@@ -184,7 +184,7 @@ def _annotation_files(store: DeltaStore, in_ds, ids: set[str], team: str, datase
             files.append(ReleasedFile(r["object_path"], path, r["sha256"], r["size"]))
         elif r["kind"] == "label_sheet":
             # A sheet that also covers cases outside this release goes out filtered, as a copy.
-            data = _filtered_sheet((root / r["object_path"]).read_bytes(), ids)
+            data = _filtered_sheet(files_of.fetch(r["object_path"]).read_bytes(), ids)
             r = {**r, "targets": sorted(targets & ids), "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
             files.append(ReleasedFile(r["object_path"], path, r["sha256"], r["size"], data))
         else:
