@@ -124,15 +124,40 @@ class _Run:
     def write_bytes(self, rel: Path, data: bytes) -> None:
         dst = self.lake_root / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(dst.name + ".part")
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, dst)
+
+
+_TEMP = re.compile(r"^\..+\.(\d+)\.tmp$")
+
+
+def sweep_abandoned_temp_files(folder: Path) -> int:
+    """Delete half-written files (`.<name>.<pid>.tmp`) whose writer is gone: a killed run leaves them
+    and nothing names them. A live writer's file (a batch of the same dataset running now) stays."""
+    removed = 0
+    for d, _, files in os.walk(folder):
+        for name in files:
+            m = _TEMP.match(name)
+            if not m:
+                continue
+            try:
+                os.kill(int(m.group(1)), 0)
+                continue
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+            Path(d, name).unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def deidentify_batch(store: DeltaStore, landing: LandingZone, registry: Registry, keys: DeidKeys, ref: BatchRef,
                      log: Log | None = None) -> DeidBatchResult:
     started = time.perf_counter()
     run = _Run(store, landing, registry, keys, ref, log or (lambda _m: None))
+    sweep_abandoned_temp_files(run.lake_root / run.rel_root)
     batch_filter = ((pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset)
                     & (pads.field("batch") == ref.batch))
     dataset_filter = (pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset)
