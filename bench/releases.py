@@ -85,8 +85,11 @@ def main() -> None:
     from medlake.sharing.run import release_run
     from pipelines.runner import run_pending
 
-    shutil.rmtree(WORK, ignore_errors=True)
     home = WORK / "home"
+    if "--withdrawal-only" in sys.argv:
+        # Re-measure part 2 on the lake the last full run left (after a change to the release step).
+        return withdrawal_again(home)
+    shutil.rmtree(WORK, ignore_errors=True)
     settings = Settings.from_env({"MEDLAKE_HOME": str(home)}).absolute()
     landing = Path(settings.landing)
     registry = load_registry(settings.program)
@@ -163,6 +166,29 @@ def main() -> None:
     result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+
+
+def withdrawal_again(home: Path) -> None:
+    from medlake.settings import Settings
+    from pipelines import runner
+    from pipelines.runner import run_pending
+
+    settings = Settings.from_env({"MEDLAKE_HOME": str(home)}).absolute()
+    landing = Path(settings.landing)
+    stale = runner.programme_stale
+    runner.programme_stale = lambda *_: True
+    baseline = timed(lambda: run_pending(settings))
+    runner.programme_stale = stale
+    n = len(list((landing / "tmu" / "_consent").glob("*.csv")))
+    consent(landing, f"2019-10-{n:02d}.csv", [f"P{77_000 + n:09d}"], event="withdrawn")
+    report = {}
+    withdrawal = timed(lambda: report.setdefault("r", run_pending(settings)))
+    assert report["r"].ok, report["r"].failed
+    result = json.loads(RESULTS.read_text())
+    result["withdrawal"].update({"medlake_run_s": round(withdrawal, 1), "same_run_nothing_withdrawn_s":
+                                 round(baseline, 1), "remeasured": "python -m bench releases --withdrawal-only"})
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["withdrawal"], indent=2))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+import subprocess
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,7 @@ def publish(folder: Path, entries: list[FileEntry], release_json: Callable[[str,
     """
     for stale in (folder.glob(".partial-*") if folder.is_dir() else ()):
         shutil.rmtree(stale, ignore_errors=True)
+    sweep_purged(folder)
     digest = content_digest(entries)
     current = latest_version(folder)
     if current and _digest_of(folder / current) == digest:
@@ -197,9 +199,29 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def remove_version(folder: Path, version: str) -> int:
-    """Delete one finished version (never `latest`); returns the bytes its files held."""
+def remove_version(folder: Path, version: str, doomed: Iterable[str] = ()) -> int:
+    """Take a finished version out of the release (one rename: it is gone for every reader at once),
+    delete `doomed` files (release paths, e.g. a withdrawn patient's objects) right away, and leave
+    the rest of the folder to a background `rm -rf`: hard links whose bytes live on in the lake and
+    in the next version, whose deletion (a directory per series) takes longer than the release
+    itself. A leftover `.purging-*` folder is removed by the next publication. Returns the bytes of
+    the version's objects, from its release.json."""
     path = folder / version
-    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    shutil.rmtree(path)
+    try:
+        size = int(json.loads((path / RELEASE_JSON).read_text(encoding="utf-8"))["counts"]["bytes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        size = 0
+    trash = folder / f".purging-{version}-{os.getpid()}"
+    os.rename(path, trash)
+    for rel in doomed:
+        (trash / rel).unlink(missing_ok=True)
+    subprocess.Popen(["rm", "-rf", str(trash)], start_new_session=True, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL)
     return size
+
+
+def sweep_purged(folder: Path) -> None:
+    """Finish deleting versions an earlier run took out (its background deletion was cut short)."""
+    if folder.is_dir():
+        for stale in folder.glob(".purging-*"):
+            shutil.rmtree(stale, ignore_errors=True)

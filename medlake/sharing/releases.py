@@ -184,12 +184,37 @@ def release_json(run: ReleaseRun, sel: Selection, version: str, digest: str) -> 
 def _version_patients(version_dir: Path) -> set[str]:
     """Patient pseudonyms in one version (its cases table, or each dataset's in an application)."""
     found: set[str] = set()
-    # A tier release has tables/ at its top, an application release one per dataset folder.
-    for cases in [version_dir / "tables" / "cases.parquet", *version_dir.glob("*/tables/cases.parquet")]:
-        if not cases.is_file():
-            continue
-        found |= set(pq.read_table(cases, columns=["patient_pseudonym"]).column(0).to_pylist())
+    for tables in _table_dirs(version_dir):
+        found |= set(pq.read_table(tables / "cases.parquet", columns=["patient_pseudonym"]).column(0).to_pylist())
     return found
+
+
+def _table_dirs(version_dir: Path) -> list[Path]:
+    # A tier release has tables/ at its top, an application release one per dataset folder.
+    return [d for d in (version_dir / "tables", *version_dir.glob("*/tables")) if (d / "cases.parquet").is_file()]
+
+
+def _patient_files(version_dir: Path, patients: set[str]) -> list[str]:
+    """Release paths of the objects of `patients` in one version, from its own tables."""
+    out: list[str] = []
+    for tables in _table_dirs(version_dir):
+        prefix = tables.parent.relative_to(version_dir).as_posix()
+        prefix = "" if prefix == "." else prefix + "/"
+        cases = pq.read_table(tables / "cases.parquet", columns=["patient_pseudonym", "case_pseudonym",
+                                                                 "study_instance_uids"]).to_pylist()
+        mine = [c for c in cases if c["patient_pseudonym"] in patients]
+        studies = {s for c in mine for s in c["study_instance_uids"]}
+        ids = studies | {c["case_pseudonym"] for c in mine}
+        for name, column in (("instances", "study_instance_uid"), ("slides", "study_instance_uid")):
+            if (tables / f"{name}.parquet").is_file():
+                for r in pq.read_table(tables / f"{name}.parquet", columns=[column, "path"]).to_pylist():
+                    if r[column] in studies:
+                        out.append(prefix + r["path"])
+        if (tables / "annotation_files.parquet").is_file():
+            for r in pq.read_table(tables / "annotation_files.parquet", columns=["targets", "path"]).to_pylist():
+                if set(r["targets"] or []) & ids:
+                    out.append(prefix + r["path"])
+    return out
 
 
 def purge_withdrawn_versions(run: ReleaseRun, folder: Path, base: dict) -> list[ReleaseOutcome]:
@@ -203,7 +228,7 @@ def purge_withdrawn_versions(run: ReleaseRun, folder: Path, base: dict) -> list[
             continue
         if latest_version(folder) == version:
             (folder / LATEST).unlink()
-        size = remove_version(folder, version)
+        size = remove_version(folder, version, _patient_files(folder / version, hit))
         out.append(ReleaseOutcome(path=f"{folder.relative_to(run.root).as_posix()}/{version}", action="purged",
                                   version=version, reason="withdrawal", bytes=size, patients=sorted(hit), **base))
     return out
