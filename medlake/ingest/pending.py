@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import pyarrow.dataset as pads
+
 from medlake.lake.delta import DeltaStore
 from medlake.lake.tables import BATCH_COMPLETIONS
 from medlake.landing.zone import BatchRef, LandingZone
@@ -24,7 +26,10 @@ def pending_batches(landing: LandingZone, store: DeltaStore) -> list[PendingBatc
     Costs one directory walk and two small Delta reads, however many objects the lake holds.
     """
     recorded = _fingerprints(store, "batches")
+    # A refused delivery has nothing after ingestion to finish; it counts as complete.
     completed = _fingerprints(store, "batch_completions")
+    for key, fps in _fingerprints(store, "batches", status="refused").items():
+        completed.setdefault(key, set()).update(fps)
     out = []
     for ref in landing.batches(ready_only=True):
         fp = landing.listing_fingerprint(ref)
@@ -37,11 +42,12 @@ def pending_batches(landing: LandingZone, store: DeltaStore) -> list[PendingBatc
     return out
 
 
-def _fingerprints(store: DeltaStore, table: str) -> dict[tuple[str, str, str], set[str]]:
+def _fingerprints(store: DeltaStore, table: str, status: str | None = None) -> dict[tuple[str, str, str], set[str]]:
     found: dict[tuple[str, str, str], set[str]] = {}
     ds = store.dataset("restricted", table)
     if ds is not None:
-        t = ds.to_table(columns=["team", "dataset", "batch", "listing_fingerprint"])
+        t = ds.to_table(columns=["team", "dataset", "batch", "listing_fingerprint"],
+                        filter=None if status is None else pads.field("status") == status)
         for team, dataset, batch, fp in zip(*(t.column(i).to_pylist() for i in range(4))):
             found.setdefault((team, dataset, batch), set()).add(fp)
     return found
@@ -52,8 +58,6 @@ def record_completion(store: DeltaStore, ref: BatchRef, now: dt.datetime | None 
     ds = store.dataset("restricted", "batches")
     if ds is None:
         return
-    import pyarrow.dataset as pads
-
     t = ds.to_table(columns=["listing_fingerprint", "ingested_at"],
                     filter=(pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset)
                     & (pads.field("batch") == ref.batch)).to_pylist()
