@@ -1,7 +1,6 @@
 """Sharing: which case may go to which tier, one release asset per team (owned by the team), the
 access applications with their own releases, and the programme zone's dataset cards."""
 
-from pathlib import Path
 
 import dagster as dg
 

@@ -126,7 +126,3 @@ def write_programme_cards(store: DeltaStore, registry: Registry, folder: Path, t
         out.append(path)
     return out
 
-
-def summary_table(outcomes: list[ReleaseOutcome]) -> pa.Table:
-    return pa.Table.from_pylist([{"path": o.path, "action": o.action, "cases": o.cases, "objects": o.objects,
-                                  "suppressed": o.suppressed, "k_min": o.k_min} for o in outcomes])
