@@ -146,7 +146,13 @@ def demo(cases: int, seed: int) -> None:
     console.print(f"  dashboard (open in a browser):   {s.lake}/program/dashboard/index.html  (medlake dashboard)")
     console.print(f"  Parquet catalogue and DuckDB:    {s.lake}/catalog/  (medlake query \"SELECT count(*) FROM cases\")")
     console.print(f"  consent and withdrawals:         {s.lake}/restricted/consent_status, restricted/withdrawal_audit")
-    console.print(f"  releases (tiers, applications):  {s.releases}/  (medlake releases)")
+    from medlake.reports.releases import releases_summary
+
+    published = len(releases_summary(s.releases))
+    console.print(f"  releases (tiers, applications):  {s.releases}/  (medlake releases): " + (
+        f"{published} published" if published else
+        "none yet: a release needs at least k = 5 eligible cases (see the cards' re-identification "
+        "section); try `medlake demo --cases 12` on an empty MEDLAKE_HOME"))
     console.print(f"  dataset cards:                   {s.lake}/program/dataset_cards/")
     console.print("  in the terminal:                 medlake status")
     sys.exit(code)
