@@ -81,8 +81,7 @@ class LandingZone:
         """
         entries = ([(f.path, f.size, f.mtime_ns) for f in files] if files is not None
                    else _entries(self.batch_dir(ref)))
-        text = "".join(f"{e[0]}\0{e[1]}\0{e[2]}\n" for e in entries)
-        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+        return listing_digest(entries)
 
     def consent_files(self, team: str) -> list[Path]:
         d = self.root / team / CONSENT_DIR
@@ -97,8 +96,7 @@ class LandingZone:
         apps = self.root / APPLICATIONS_DIR
         if apps.is_dir():
             entries += [(f"{APPLICATIONS_DIR}/{e[0]}", e[1], e[2]) for e in _entries(apps)]
-        text = "".join(f"{e[0]}\0{e[1]}\0{e[2]}\n" for e in sorted(entries))
-        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+        return listing_digest(sorted(entries))
 
     def teams(self) -> list[str]:
         return [d.name for d in _subdirs(self.root) if not d.name.startswith("_")]
@@ -106,6 +104,12 @@ class LandingZone:
     def applications_root(self) -> Path:
         """The folder holding _applications/ on this machine."""
         return self.root
+
+
+def listing_digest(entries) -> str:
+    """sha256 over (path, size, mtime) entries, hashed as one joined string (it runs on every tick)."""
+    text = "".join(f"{e[0]}\0{e[1]}\0{e[2]}\n" for e in entries)
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _stat(p: Path) -> tuple[int, int]:
@@ -202,8 +206,7 @@ class RemoteLandingZone(LandingZone):
     def sharing_fingerprint(self) -> str:
         entries = [e for e in self._all() if e[0].startswith(APPLICATIONS_DIR + "/")
                    or e[0].split("/")[1:2] == [CONSENT_DIR]]
-        text = "".join(f"{e[0]}\0{e[1]}\0{e[2]}\n" for e in entries)
-        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+        return listing_digest(entries)
 
     def applications_root(self) -> Path:
         for p, size, _ in self.store.listing(APPLICATIONS_DIR):
