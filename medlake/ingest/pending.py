@@ -25,10 +25,10 @@ def pending_batches(landing: LandingZone, store: DeltaStore) -> list[PendingBatc
 
     Costs one directory walk and two small Delta reads, however many objects the lake holds.
     """
-    recorded = _fingerprints(store, "batches")
+    recorded, refused = _deliveries(store)
     # A refused delivery has nothing after ingestion to finish; it counts as complete.
-    completed = _fingerprints(store, "batch_completions")
-    for key, fps in _fingerprints(store, "batches", status="refused").items():
+    completed = _completions(store)
+    for key, fps in refused.items():
         completed.setdefault(key, set()).update(fps)
     out = []
     for ref in landing.batches(ready_only=True):
@@ -42,12 +42,28 @@ def pending_batches(landing: LandingZone, store: DeltaStore) -> list[PendingBatc
     return out
 
 
-def _fingerprints(store: DeltaStore, table: str, status: str | None = None) -> dict[tuple[str, str, str], set[str]]:
-    found: dict[tuple[str, str, str], set[str]] = {}
-    ds = store.dataset("restricted", table)
+Key = tuple[str, str, str]
+
+
+def _deliveries(store: DeltaStore) -> tuple[dict[Key, set[str]], dict[Key, set[str]]]:
+    """(every recorded listing fingerprint, the refused ones) per batch, from one read."""
+    recorded: dict[Key, set[str]] = {}
+    refused: dict[Key, set[str]] = {}
+    ds = store.dataset("restricted", "batches")
     if ds is not None:
-        t = ds.to_table(columns=["team", "dataset", "batch", "listing_fingerprint"],
-                        filter=None if status is None else pads.field("status") == status)
+        t = ds.to_table(columns=["team", "dataset", "batch", "listing_fingerprint", "status"])
+        for team, dataset, batch, fp, status in zip(*(t.column(i).to_pylist() for i in range(5))):
+            recorded.setdefault((team, dataset, batch), set()).add(fp)
+            if status == "refused":
+                refused.setdefault((team, dataset, batch), set()).add(fp)
+    return recorded, refused
+
+
+def _completions(store: DeltaStore) -> dict[Key, set[str]]:
+    found: dict[Key, set[str]] = {}
+    ds = store.dataset("restricted", "batch_completions")
+    if ds is not None:
+        t = ds.to_table(columns=["team", "dataset", "batch", "listing_fingerprint"])
         for team, dataset, batch, fp in zip(*(t.column(i).to_pylist() for i in range(4))):
             found.setdefault((team, dataset, batch), set()).add(fp)
     return found
