@@ -129,3 +129,22 @@ def test_overlays_and_icons_removed_at_any_depth():
     assert "IconImageSequence" not in ds and "IconImageSequence" not in ds.ReferencedImageSequence[0]
     assert not any(0x6000 <= e.tag.group <= 0x60FF for e in ds)
     assert (np.frombuffer(ds.PixelData, "<u2") == 0x1F0).all()
+
+
+def test_detector_morphology_matches_itk_safe_border():
+    """The detector's opening and closing are ITK's (safe border), edges included, at any size."""
+    import SimpleITK as sitk
+
+    from medlake.deid.pixels import _closing, _opening
+
+    rng = np.random.default_rng(5)
+    for rows, cols in [(5, 5), (8, 8), (9, 31), (40, 12), (64, 64)]:
+        img = rng.random((rows, cols)).astype(np.float32)
+        itk = sitk.GetArrayFromImage(sitk.GrayscaleMorphologicalOpening(
+            sitk.GetImageFromArray(img), [3, 3], sitk.sitkBox, True))
+        assert np.array_equal(_opening(img, 3), itk)
+        mask = rng.random((rows, cols)) > 0.7
+        itk = sitk.GetArrayFromImage(sitk.BinaryMorphologicalClosing(
+            sitk.GetImageFromArray(mask.astype(np.uint8)), [6, 1], sitk.sitkBox)).astype(bool)
+        assert np.array_equal(_closing(mask, 1, 6), itk)
+        assert _closing(mask, 1, 6).any() and not np.array_equal(_opening(img, 3), img)

@@ -84,6 +84,21 @@ def deidentify_file(src: Path | str | bytes, dst: Path | str, ctx: DeidContext,
     return report
 
 
+def deidentify_dataset(ds: Dataset, dst: Path | str, ctx: DeidContext) -> DeidReport:
+    """De-identify a data set already in memory (pixels cleaned or defaced) into `dst`, atomically.
+
+    Serialising it to bytes only to parse them again cost as much as the cleaning itself; the
+    whole data set goes through pydicom's writer, pixel data included.
+    """
+    if not isinstance(ds, pydicom.FileDataset) or "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
+        raise DeidError("not_part10", "not a Part-10 file with a transfer syntax")
+    ts = _transfer_syntax(ds)
+    report = deidentify(ds, ctx)
+    report.fast_path = False
+    _write(Path(dst), _meta_bytes(ds, ts), ds, ts, None, None, None)
+    return report
+
+
 def _read(fh, stop_before_pixels: bool) -> Dataset:
     try:
         ds = pydicom.dcmread(fh, stop_before_pixels=stop_before_pixels)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import json
 import os
 import re
@@ -32,7 +31,7 @@ from medlake.deid.aim import deidentify_aim
 from medlake.deid.context import DeidContext
 from medlake.deid.deface import deface_series
 from medlake.deid.errors import DeidError
-from medlake.deid.files import deidentify_file
+from medlake.deid.files import deidentify_dataset, deidentify_file
 from medlake.deid.keys import DeidKeys
 from medlake.deid.masks import clean_nifti_gz, clean_png, mask_name
 from medlake.deid.pixels import clean_pixels, remove_overlays_and_icons
@@ -265,7 +264,7 @@ def _one_object(run: _Run, row: dict) -> None:
             cleaned = clean_pixels(ds, row["modality"] or "")
             extra = (Option.CLEAN_PIXEL_DATA,) if cleaned.cleaned else ()
             ctx = run.ctx(row["patient_id"], extra)
-            report = deidentify_file(_dataset_bytes(ds), run.lake_root / rel, ctx, None)
+            report = deidentify_dataset(ds, run.lake_root / rel, ctx)
             actions = {**report.counts, **{f"pixels_{k}": v for k, v in overlay.items() if v}}
             _catalogue(run, rel, row, ctx, actions, fast=False, cleaned=cleaned.cleaned)
         else:
@@ -293,16 +292,10 @@ def _defaced_series(run: _Run, rows: list[dict]) -> None:
         ctx = run.ctx(row["patient_id"], (Option.CLEAN_RECOGNIZABLE_VISUAL_FEATURES,))
         rel = _dst(run, row)
         try:
-            report = deidentify_file(_dataset_bytes(ds), run.lake_root / rel, ctx, None)
+            report = deidentify_dataset(ds, run.lake_root / rel, ctx)
             _catalogue(run, rel, row, ctx, dict(report.counts), fast=False, defaced=True)
         except DeidError as e:
             run.refuse(row["path"], e.code, e.message)
-
-
-def _dataset_bytes(ds: pydicom.Dataset) -> bytes:
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
 
 
 def _catalogue(run: _Run, rel: Path, row: dict, ctx: DeidContext, actions: dict, fast: bool,
