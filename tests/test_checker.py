@@ -257,6 +257,25 @@ def test_delta_overwrite_still_finds_old_versions(checker, tmp_path):
     assert at(findings, "unreferenced:", "patient_name"), "a removed but not vacuumed file is still readable"
 
 
+def test_delta_scope_reads_one_batch_rows_and_commit(checker, tmp_path):
+    """A batch's check reads the rows and the commit it wrote, not what earlier batches wrote."""
+    import pyarrow.dataset as pads
+
+    from medlake.checker.tables import DeltaScope
+
+    uri = str(tmp_path / "instances")
+    write_deltalake(uri, pa.table({"batch_ref": ["b1", "b1"], "who": [NAME_ZH, "PSN-1"]}))
+    write_deltalake(uri, pa.table({"batch_ref": ["b2", "b2"], "who": ["PSN-2", CHART]}), mode="append")
+    whole = keep(checker.scan_table(uri))
+    assert at(whole, "who[", "patient_name") and at(whole, "delta_log:00000000000000000000.json:")
+
+    scoped = keep(checker.scan_table(uri, scope=DeltaScope(rows=pads.field("batch_ref") == "b2", commits=(1,))))
+    assert at(scoped, "who[1]", "patient_id"), "the batch's own row"
+    assert at(scoped, "delta_log:00000000000000000001.json:", "patient_id"), "the batch's own commit"
+    assert not [f for f in scoped if f.identifier_kind == "patient_name"], "the earlier batch is not re-read"
+    assert not [f for f in scoped if f.location.startswith("delta_log:00000000000000000000.json")]
+
+
 def test_delta_partition_values_and_commit_info(checker, tmp_path):
     uri = str(tmp_path / "parted")
     write_deltalake(uri, pa.table({"team": [CHART, "ntu"], "n": [1, 2]}), partition_by=["team"],

@@ -90,6 +90,7 @@ def test_a_leak_fails_the_blocking_identifier_check(lakehouse):
         assert len(evaluations) == 1 and not evaluations[0].passed
         # Found in the object, in deid/instances' data and in its Delta log statistics.
         by_kind = evaluations[0].metadata["by_kind"].value
+        assert evaluations[0].metadata["tables_scanned_whole"].value == [], "each table read for this batch only"
         assert set(by_kind) == {"national_id_pattern"} and by_kind["national_id_pattern"] >= 3
     checks = lh.store.read("program", "identifier_checks").to_pylist()
     assert [c["passed"] for c in checks] == [False]

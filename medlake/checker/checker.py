@@ -11,7 +11,8 @@ from medlake.checker.findings import CheckReport, Finding
 from medlake.checker.images import TIFF_MAGICS, is_nifti_gz, scan_nifti_gz_into, scan_tiff_into
 from medlake.checker.index import IdentifierIndex
 from medlake.checker.sink import Sink
-from medlake.checker.tables import is_delta, scan_delta_into, scan_parquet_dataset_into, scan_parquet_into
+from medlake.checker.tables import (DeltaScope, is_delta, scan_delta_into, scan_parquet_dataset_into,
+                                    scan_parquet_into)
 from medlake.checker.text import (PNG_MAGIC, TEXT_SUFFIXES, scan_binary_into, scan_jpeg_into, scan_png_into,
                                   scan_text_into, scan_zip_into)
 
@@ -62,17 +63,18 @@ class Checker:
         return self._run(_obj or p, lambda s: scan_dicom_into(p, s, self.allowed_private),
                          name_to_check=None if _obj else p)
 
-    def scan_table(self, uri_or_path, storage_options: dict | None = None, *, _obj: str | None = None
-                   ) -> list[Finding]:
-        """A Delta table (data, every _delta_log file, unreferenced data files still on disk) or a
-        Parquet file or folder (data, column statistics, footer metadata)."""
+    def scan_table(self, uri_or_path, storage_options: dict | None = None, *, _obj: str | None = None,
+                   scope: DeltaScope | None = None) -> list[Finding]:
+        """A Delta table (data, every _delta_log file, unreferenced data files still on disk; or, with
+        a scope, the rows and commits it names) or a Parquet file or folder (data, column
+        statistics, footer metadata)."""
         uri = str(uri_or_path)
         opts = storage_options if storage_options is not None else self.storage_options
         local = "://" not in uri or uri.startswith("file://")
         path = uri[7:] if uri.startswith("file://") else uri
         if not local or is_delta(path):
             def fn(s):
-                scan_delta_into(uri, s, opts, self.max_rows_per_column)
+                scan_delta_into(uri, s, opts, self.max_rows_per_column, scope)
         else:
             def fn(s):
                 scan_parquet_dataset_into(path, s, self.max_rows_per_column)

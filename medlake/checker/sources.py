@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import pyarrow.dataset as pads
 
 from medlake.checker.checker import Checker
 from medlake.checker.findings import CheckReport
 from medlake.checker.index import IdentifierIndex
+from medlake.checker.tables import DeltaScope
 from medlake.lake.delta import DeltaStore
 from medlake.lake.tables import IDENTIFIER_CHECKS
 
@@ -44,9 +45,28 @@ def team_identifiers(store: DeltaStore, team: str) -> Iterator[tuple[str, str]]:
                 yield kind, str(value)
 
 
+def batch_scopes(store: DeltaStore, team: str, dataset: str, batch_ref: str,
+                 commits: Mapping[str, int]) -> dict[str, DeltaScope]:
+    """What one batch wrote to each deid table: its rows (the dataset's, for the per-dataset
+    summaries, which have no batch column) and the commit it made (Delta versions from its
+    de-identification). A table without a recorded commit gets no scope: it is scanned whole."""
+    out = {}
+    for name, version in commits.items():
+        ds = store.dataset("deid", name)
+        if ds is None:
+            continue
+        rows = (pads.field("team") == team) & (pads.field("dataset") == dataset)
+        if "batch_ref" in ds.schema.names:
+            rows &= pads.field("batch_ref") == batch_ref
+        out[name] = DeltaScope(rows=rows, commits=(int(version),))
+    return out
+
+
 def check_objects(store: DeltaStore, team: str, paths: Iterable[str], tables: Iterable[str],
-                  extra: Iterable[tuple[str, str]] = ()) -> CheckReport:
-    """Scan de-identified objects (paths relative to the lake root) and deid-zone tables."""
+                  extra: Iterable[tuple[str, str]] = (),
+                  scopes: Mapping[str, DeltaScope] | None = None) -> CheckReport:
+    """Scan de-identified objects (paths relative to the lake root) and deid-zone tables (whole, or
+    the part `scopes` names)."""
     index = IdentifierIndex.build([*team_identifiers(store, team), *extra])
     checker = Checker(index, storage_options=store.lake.storage_options or None)
     files = store.lake.objects()
@@ -57,7 +77,8 @@ def check_objects(store: DeltaStore, team: str, paths: Iterable[str], tables: It
         scanned += 1
     for name in tables:
         if store.exists("deid", name):
-            findings += checker.scan_table(store.uri("deid", name), _obj=f"deid/{name}")
+            findings += checker.scan_table(store.uri("deid", name), _obj=f"deid/{name}",
+                                           scope=(scopes or {}).get(name))
             scanned += 1
     return CheckReport.of(scanned, findings)
 
