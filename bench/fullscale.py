@@ -132,7 +132,19 @@ def run_scale(scale: float) -> dict:
                      "programme_job": c.since(b, w.files) | {"peak_rss_mib": _peak_mib()}}
     out["per_batch"] = per_batch
     out["checks"] = _checks(store, report, w)
+    out["steps"] = _steps(work / "home" / "dagster")
     return out
+
+
+def _steps(dagster_home: Path) -> dict:
+    """Seconds per Dagster step over the scale's runs (bench/steps.py), read from its instance."""
+    import dagster as dg
+
+    from bench.steps import step_times
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    with dg.DagsterInstance.get() as instance:
+        return step_times(instance)
 
 
 def _rows(store, zone: str, name: str, columns=None):
@@ -185,10 +197,55 @@ def growth(scales: dict) -> tuple[list[dict], list[dict]]:
     return out, slow
 
 
+STEP_MIN_S = 5.0   # steps shorter than this at the larger scale are start-up noise, not growth
+
+
+def step_growth(scales: dict) -> tuple[list[dict], list[dict]]:
+    """Growth of each Dagster step's summed time between consecutive scales, and the flagged ones."""
+    keys = [k for k in sorted(scales, key=float) if scales[k].get("steps")]
+    out, slow = [], []
+    for lo, hi in zip(keys, keys[1:]):
+        a, b = scales[lo], scales[hi]
+        n = b["cases"] / a["cases"]
+        for job, steps in sorted(b["steps"].items()):
+            for step, fb in sorted(steps.items()):
+                fa = a["steps"].get(job, {}).get(step)
+                if not fa or not fa["s"]:
+                    continue
+                g = round(fb["s"] / fa["s"] / n, 3)
+                row = {"from": lo, "to": hi, "job": job, "step": step, "s": [fa["s"], fb["s"]],
+                       "runs": [fa["runs"], fb["runs"]], "growth": g}
+                out.append(row)
+                if g > SUPERLINEAR and fb["s"] >= STEP_MIN_S:
+                    slow.append(row)
+    return out, slow
+
+
+def _write_results(scales: dict) -> dict:
+    steps, slow = growth(scales)
+    by_step, slow_steps = step_growth(scales)
+    doc = {"command": "make bench (python -m bench fullscale [--scale S ...])",
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+           "as_of": AS_OF, "scales": scales, "growth": steps, "superlinear": slow,
+           "step_growth": by_step, "superlinear_steps": slow_steps,
+           "superlinear_threshold": SUPERLINEAR,
+           "note": "growth = (figure ratio) / (case ratio) between consecutive scales; 1.0 is linear. "
+                   "Small scales carry fixed per-run costs (Dagster start-up, one batch per dataset), so "
+                   "growth below 1 there is expected. read_bytes counts only reads the page cache missed. "
+                   f"Steps under {STEP_MIN_S:g} s at the larger scale are not flagged."}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(doc, indent=2) + "\n")   # after every scale: a long run keeps its parts
+    from bench.growth_table import write
+    write(RESULTS.parent)
+    return doc
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, nargs="+", default=list(SCALES), help="fractions of full scale")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--tables-only", action="store_true",
+                    help="run nothing: recompute growth and bench/results/fullscale.md from the results file")
     a = ap.parse_args()
     if a.child:   # one scale; the parent reads the result file
         import faulthandler
@@ -199,7 +256,7 @@ def main() -> None:
         return
     doc = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     scales = doc.get("scales", {})
-    for scale in a.scale:
+    for scale in [] if a.tables_only else a.scale:
         print(f"fullscale: scale {scale}", flush=True)
         result = WORK / str(scale) / "result.json"
         result.unlink(missing_ok=True)
@@ -210,17 +267,15 @@ def main() -> None:
         # A child can die at interpreter exit after writing its result (seen: SIGABRT, "terminate called
         # without an active exception"); the figures stand, the exit code is kept with them.
         scales[str(scale)] = json.loads(result.read_text()) | {"child_exit_code": rc}
-        steps, slow = growth(scales)
-        doc = {"command": "make bench (python -m bench fullscale [--scale S ...])",
-               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-               "as_of": AS_OF, "scales": scales, "growth": steps, "superlinear": slow,
-               "superlinear_threshold": SUPERLINEAR,
-               "note": "growth = (figure ratio) / (case ratio) between consecutive scales; 1.0 is linear. "
-                       "Small scales carry fixed per-run costs (Dagster start-up, one batch per dataset), so "
-                       "growth below 1 there is expected. read_bytes counts only reads the page cache missed."}
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(doc, indent=2) + "\n")   # after every scale: a long run keeps its parts
-    print(json.dumps({k: doc[k] for k in ("growth", "superlinear")}, indent=2))
+        doc = _write_results(scales)
+    if a.tables_only:
+        # Step times for scales run before they were recorded, from the instances they left.
+        for k, v in scales.items():
+            home = WORK / k / "home" / "dagster"
+            if "steps" not in v and home.is_dir():
+                v["steps"] = _steps(home)
+        doc = _write_results(scales)
+    print(json.dumps({k: doc[k] for k in ("growth", "superlinear", "superlinear_steps")}, indent=2))
 
 
 if __name__ == "__main__":

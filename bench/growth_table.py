@@ -66,6 +66,20 @@ def render(doc: dict) -> str:
     out += ["", "Flagged as super-linear: " + ("none." if not slow else "")]
     for s in slow:
         out.append(f"- {s['stage']} {s['figure']} from {s['from']} to {s['to']}: growth {s['growth']}")
+    rows = [r for r in doc.get("step_growth", []) if r["s"][1] >= 1.0]
+    if rows:
+        out += ["", "## Growth per Dagster step", "",
+                "Seconds summed over every run of the step at each scale (the ten great-expectations suites of a "
+                "batch summed as one step), and the growth between the two scales. Steps under a second at the "
+                "larger scale are left out.", "",
+                "| from | to | job | step | runs | s | growth |", "|---|---|---|---|---|---:|---:|"]
+        for r in rows:
+            out.append(f"| {r['from']} | {r['to']} | {r['job']} | {r['step']} | {r['runs'][0]} -> {r['runs'][1]} | "
+                       f"{r['s'][0]:,.1f} -> {r['s'][1]:,.1f} | {r['growth']:.2f} |")
+        flagged = doc.get("superlinear_steps", [])
+        out += ["", "Steps flagged as super-linear: " + ("none." if not flagged else "")]
+        for r in flagged:
+            out.append(f"- {r['job']} / {r['step']} from {r['from']} to {r['to']}: growth {r['growth']}")
     if keys:
         top = scales[keys[-1]]
         by_dataset: dict[str, list[dict]] = defaultdict(list)

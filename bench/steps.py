@@ -1,0 +1,57 @@
+"""Time per Dagster step over every run of an instance, from its event log: which asset or check a
+stage's wall time went to (ingest, de-identify, identifier check, cases, each validation suite, the
+programme's assets), so growth between scales can be read step by step, not only per stage.
+
+`python -m bench.steps DAGSTER_HOME [...]` prints them; bench/fullscale.py records them per scale.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import defaultdict
+
+import dagster as dg
+
+_VALIDATION = "_expectations_"   # the great-expectations checks: ten per batch, summed as one step
+
+
+def _family(step_key: str) -> str:
+    return "validation suites" if _VALIDATION in step_key else step_key
+
+
+def step_times(instance: dg.DagsterInstance) -> dict[str, dict[str, dict[str, float]]]:
+    """{job: {step family: {"s": seconds summed over runs, "runs": runs with the step}}}."""
+    out: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(lambda: {"s": 0.0, "runs": 0}))
+    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+    for run in instance.get_runs():
+        started: dict[str, float] = {}
+        seen: set[str] = set()
+        for record in instance.get_records_for_run(run.run_id, of_type=kinds).records:
+            e = record.event_log_entry
+            key = e.step_key
+            if key is None:
+                continue
+            if e.dagster_event_type == dg.DagsterEventType.STEP_START:
+                started[key] = e.timestamp
+            elif key in started:
+                fam = _family(key)
+                slot = out[run.job_name][fam]
+                slot["s"] += e.timestamp - started.pop(key)
+                if fam not in seen:
+                    slot["runs"] += 1
+                    seen.add(fam)
+    return {job: {k: {"s": round(v["s"], 2), "runs": v["runs"]} for k, v in sorted(steps.items())}
+            for job, steps in out.items()}
+
+
+def main() -> None:
+    for home in sys.argv[1:]:
+        os.environ["DAGSTER_HOME"] = os.path.abspath(home)
+        with dg.DagsterInstance.get() as instance:
+            print(home, json.dumps(step_times(instance), indent=2))
+
+
+if __name__ == "__main__":
+    main()
