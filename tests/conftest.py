@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,6 +9,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+# Started in the background by a non-interactive shell (`make test &`), the test process ignores
+# SIGINT. Dagster maps SIGTERM to SIGINT's handler, so every worker it starts from here would ignore
+# SIGTERM too, and the `tail` that captures each step's logs would outlive its step by 60 seconds
+# (dask workers, tests/test_distributed.py). Interrupts behave as they do in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from medlake.ingest.batch import ingest_batch  # noqa: E402
 from medlake.lake import DeltaStore, Lake  # noqa: E402

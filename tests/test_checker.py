@@ -437,3 +437,41 @@ def test_no_finding_anywhere_repeats_a_value():
     assert ALL_FINDINGS, "the tests above produced findings"
     for f in ALL_FINDINGS:
         assert_no_value(f)
+
+
+def test_index_extended_in_parts_equals_one_build():
+    pairs = [("patient_name", "CHEN^MEI-LING"), ("patient_name", "Chen Yi-Chun"), ("birth_date", "1960-01-01"),
+             ("patient_id", "A123456789"), ("patient_name", NAME_ZH), ("case_id", "X 12"), ("accession_number",
+             "20190101"), ("patient_id", "20190101"), ("original_uid", "1.2.826.0.1.3680043.8.498.1"),
+             ("patient_id", "ab"), ("patient_id", CHART), ("case_id", CHART)]
+    pairs += [("original_uid", f"1.2.826.0.1.3680043.8.498.{i}") for i in range(2, 300)]
+    whole = IdentifierIndex.build(pairs)
+    parts = IdentifierIndex.build(pairs[::2])
+    assert parts.extend(pairs[1::2]) > 0 and parts.extend(pairs) == 0, "a second extend adds nothing"
+    for attr in ("_whole", "_exact", "_digits", "_dates", "_wide"):
+        assert getattr(parts, attr) == getattr(whole, attr), attr
+    for attr in ("_long", "_short"):
+        assert {k: sorted(v) for k, v in getattr(parts, attr).items()} == \
+               {k: sorted(v) for k, v in getattr(whole, attr).items()}, attr
+    assert parts.find(f"chart {CHART}") == whole.find(f"chart {CHART}") == ["case_id", "patient_id"]
+    assert whole._as_tuple is not None and len({id(k) for k in whole._whole.values()}) <= len(whole._as_tuple)
+
+
+def test_team_index_reads_only_files_added_since(tmp_path):
+    """Batch after batch in one process, a team's index folds each new data file's identifiers once."""
+    from medlake.checker import sources
+    from medlake.lake import DeltaStore, Lake
+
+    store = DeltaStore(Lake.from_root(str(tmp_path / "lake")))
+    uri = store.uri("restricted", "source_cases")
+    write_deltalake(uri, pa.table({"team": ["tmu", "ntu"], "patient_id": ["A123456789", "B223456789"],
+                                   "case_id": ["C-1", "C-2"]}), partition_by=["team"])
+    first = sources.team_index(store, "tmu")
+    assert first.find_whole("A123456789") == ("patient_id",) and first.find_whole("B223456789") == ()
+    write_deltalake(uri, pa.table({"team": ["tmu"], "patient_id": [CHART], "case_id": ["C-3"]}), mode="append",
+                    partition_by=["team"])
+    second = sources.team_index(store, "tmu")
+    assert second is first, "extended, not rebuilt"
+    assert second.find_whole(CHART) == ("patient_id",) and second.find_whole("A123456789") == ("patient_id",)
+    fresh = IdentifierIndex.build(sources.team_identifiers(store, "tmu"))
+    assert second._whole == fresh._whole
