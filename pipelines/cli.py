@@ -151,8 +151,9 @@ def demo(cases: int, seed: int) -> None:
     published = len(releases_summary(s.releases))
     console.print(f"  releases (tiers, applications):  {s.releases}/  (medlake releases): " + (
         f"{published} published" if published else
-        "none yet: a release needs at least k = 5 eligible cases (see the cards' re-identification "
-        "section); try `medlake demo --cases 12` on an empty MEDLAKE_HOME"))
+        f"none yet: a release needs at least k = {min(t.min_k for t in registry.sharing_tiers)} eligible "
+        "cases (see the cards' re-identification section); try `medlake demo --cases 12` on an empty "
+        "MEDLAKE_HOME"))
     console.print(f"  dataset cards:                   {s.lake}/program/dataset_cards/")
     console.print("  in the terminal:                 medlake status")
     sys.exit(code)

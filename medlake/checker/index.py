@@ -279,11 +279,11 @@ class IdentifierIndex:
         self._whole: dict[str, tuple[str, ...]] = {}
         self._long_keys: frozenset[str] = frozenset()
         self._short_keys: frozenset[str] = frozenset()
-        # Kind sets shared by every value that has them, and the ways to reach one from another.
-        self._shared: dict[frozenset[str], frozenset[str]] = {}
-        self._added: dict[tuple[frozenset[str], str], frozenset[str]] = {}
-        self._as_tuple: dict[frozenset[str], tuple[str, ...]] = {}
+        # Kind sets shared by every value that has them (one object per sorted tuple of kinds),
+        # and the ways to reach one from another.
         self._as_set: dict[tuple[str, ...], frozenset[str]] = {}
+        self._as_tuple: dict[frozenset[str], tuple[str, ...]] = {}
+        self._added: dict[tuple[frozenset[str], str], frozenset[str]] = {}
         self.size = 0
         self.set_allowed(allowed_values)
 
@@ -351,10 +351,9 @@ class IdentifierIndex:
     def _with(self, kinds: frozenset[str], kind: str) -> frozenset[str]:
         out = self._added.get((kinds, kind))
         if out is None:
-            union = kinds | {kind}
-            out = self._shared.setdefault(union, union)
-            self._as_tuple.setdefault(out, tuple(sorted(out)))
-            self._as_set.setdefault(self._as_tuple[out], out)
+            kt = tuple(sorted(kinds | {kind}))
+            out = self._as_set.setdefault(kt, frozenset(kt))
+            self._as_tuple[out] = kt
             self._added[(kinds, kind)] = out
         return out
 

@@ -39,10 +39,13 @@ def team_identifiers(store: DeltaStore, team: str) -> Iterator[tuple[str, str]]:
         ds = store.dataset("restricted", table)
         if ds is None:
             continue
-        t = ds.to_table(columns=list(columns), filter=pads.field("team") == team)
-        for column, kind in columns.items():
-            for value in set(t.column(column).to_pylist()) - {None, ""}:
-                yield kind, str(value)
+        yield from _pairs(ds.to_table(columns=list(columns), filter=pads.field("team") == team), columns)
+
+
+def _pairs(t, columns: dict[str, str]) -> Iterator[tuple[str, str]]:
+    for column, kind in columns.items():
+        for value in set(t.column(column).to_pylist()) - {None, ""}:
+            yield kind, str(value)
 
 
 # One index per team and lake in a process, extended with the data files added since: a process
@@ -66,10 +69,8 @@ def team_index(store: DeltaStore, team: str) -> IdentifierIndex:
         new = [f for f in ds.get_fragments(filter=mine) if f.path not in done]
         if not new:
             continue
-        t = pads.FileSystemDataset(new, ds.schema, ds.format, ds.filesystem).to_table(
-            columns=list(columns), filter=mine)
-        for column, kind in columns.items():
-            pairs += [(kind, str(v)) for v in set(t.column(column).to_pylist()) - {None, ""}]
+        pairs += _pairs(pads.FileSystemDataset(new, ds.schema, ds.format, ds.filesystem).to_table(
+            columns=list(columns), filter=mine), columns)
         files[table] = {f.path for f in new}
     index.extend(pairs)
     for table, paths in files.items():

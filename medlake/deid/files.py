@@ -90,8 +90,7 @@ def deidentify_dataset(ds: Dataset, dst: Path | str, ctx: DeidContext) -> DeidRe
     Serialising it to bytes only to parse them again cost as much as the cleaning itself; the
     whole data set goes through pydicom's writer, pixel data included.
     """
-    if not isinstance(ds, pydicom.FileDataset) or "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
-        raise DeidError("not_part10", "not a Part-10 file with a transfer syntax")
+    _require_part10(ds)
     ts = _transfer_syntax(ds)
     report = deidentify(ds, ctx)
     report.fast_path = False
@@ -104,9 +103,13 @@ def _read(fh, stop_before_pixels: bool) -> Dataset:
         ds = pydicom.dcmread(fh, stop_before_pixels=stop_before_pixels)
     except _READ_ERRORS as e:
         raise DeidError("unreadable", f"the DICOM file cannot be parsed ({type(e).__name__})") from None
+    _require_part10(ds)
+    return ds
+
+
+def _require_part10(ds: Dataset) -> None:
     if not isinstance(ds, pydicom.FileDataset) or "TransferSyntaxUID" not in ds.file_meta:
         raise DeidError("not_part10", "not a Part-10 file with a transfer syntax")
-    return ds
 
 
 def _transfer_syntax(ds) -> UID:
