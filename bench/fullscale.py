@@ -132,19 +132,20 @@ def run_scale(scale: float) -> dict:
                      "programme_job": c.since(b, w.files) | {"peak_rss_mib": _peak_mib()}}
     out["per_batch"] = per_batch
     out["checks"] = _checks(store, report, w)
-    out["steps"] = _steps(work / "home" / "dagster")
+    out["steps"], out["steps_by_batch"] = _steps(work / "home" / "dagster")
     return out
 
 
-def _steps(dagster_home: Path) -> dict:
-    """Seconds per Dagster step over the scale's runs (bench/steps.py), read from its instance."""
+def _steps(dagster_home: Path) -> tuple[dict, dict]:
+    """Seconds per Dagster step over the scale's runs, and per batch run (bench/steps.py), read from
+    its instance."""
     import dagster as dg
 
-    from bench.steps import step_times
+    from bench.steps import step_times, steps_by_batch
 
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     with dg.DagsterInstance.get() as instance:
-        return step_times(instance)
+        return step_times(instance), steps_by_batch(instance)
 
 
 def _rows(store, zone: str, name: str, columns=None):
@@ -272,8 +273,8 @@ def main() -> None:
         # Step times for scales run before they were recorded, from the instances they left.
         for k, v in scales.items():
             home = WORK / k / "home" / "dagster"
-            if "steps" not in v and home.is_dir():
-                v["steps"] = _steps(home)
+            if ("steps" not in v or "steps_by_batch" not in v) and home.is_dir():
+                v["steps"], v["steps_by_batch"] = _steps(home)
         doc = _write_results(scales)
     print(json.dumps({k: doc[k] for k in ("growth", "superlinear", "superlinear_steps")}, indent=2))
 

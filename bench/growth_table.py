@@ -86,20 +86,32 @@ def render(doc: dict) -> str:
         for b in top.get("per_batch", []):
             by_dataset["/".join(b["batch"].split("/")[:2])].append(b)
         multi = {d: bs for d, bs in by_dataset.items() if len(bs) > 1}
+        steps = top.get("steps_by_batch", {})
+        families = sorted({f for b in multi.values() for x in b for f in steps.get(x["batch"], {})})
         out += ["", f"## Batch by batch at scale {keys[-1]}", "",
                 "Datasets delivered in several batches: equal batches that got slower as the lake filled would "
-                "show a step that reads the whole lake per batch.", "",
-                "| batch | files | s | ms/file | read MiB (rchar) | written MiB (wchar) |", "|---|---:|---:|---:|---:|---:|"]
+                "show a step that reads the whole lake per batch. Step columns: seconds of each Dagster step "
+                "of the batch's run (what the run spent between steps is in s, not in them).", "",
+                "| batch | files | s | ms/file | read MiB (rchar) | written MiB (wchar) |"
+                + "".join(f" {_short(f)} s |" for f in families),
+                "|---|---:|---:|---:|---:|---:|" + "---:|" * len(families)]
         for d in sorted(multi):
             for b in multi[d]:
+                mine = steps.get(b["batch"], {})
                 out.append(f"| {b['batch']} | {b['files']:,} | {b['s']:,.1f} | {1000 * b['s'] / max(b['files'], 1):.2f} | "
-                           f"{_mib(b['rchar'])} | {_mib(b['wchar'])} |")
+                           f"{_mib(b['rchar'])} | {_mib(b['wchar'])} |"
+                           + "".join(f" {mine[f]:,.1f} |" if f in mine else " - |" for f in families))
         single = [b for d, bs in by_dataset.items() if len(bs) == 1 for b in bs]
         if single:
             small = sorted(single, key=lambda b: b["files"])[: max(1, len(single) // 2)]
             out += ["", f"Fixed cost per batch: the {len(small)} smallest single-batch deliveries at this scale took "
                         f"{min(b['s'] for b in small):.1f} to {max(b['s'] for b in small):.1f} s each."]
     return "\n".join(out) + "\n"
+
+
+def _short(step: str) -> str:
+    """deid__instances_no_identifiers_in_deid_batch -> instances_no_identifiers_in_deid_batch."""
+    return step.split("__")[-1]
 
 
 def write(results: Path = RESULTS) -> Path:

@@ -21,29 +21,44 @@ def _family(step_key: str) -> str:
     return "validation suites" if _VALIDATION in step_key else step_key
 
 
+def _run_steps(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+    """{step family: seconds} of one run, from its step start and end events."""
+    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+    started: dict[str, float] = {}
+    out: dict[str, float] = defaultdict(float)
+    for record in instance.get_records_for_run(run_id, of_type=kinds).records:
+        e = record.event_log_entry
+        key = e.step_key
+        if key is None:
+            continue
+        if e.dagster_event_type == dg.DagsterEventType.STEP_START:
+            started[key] = e.timestamp
+        elif key in started:
+            out[_family(key)] += e.timestamp - started.pop(key)
+    return out
+
+
 def step_times(instance: dg.DagsterInstance) -> dict[str, dict[str, dict[str, float]]]:
     """{job: {step family: {"s": seconds summed over runs, "runs": runs with the step}}}."""
     out: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(lambda: {"s": 0.0, "runs": 0}))
-    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
     for run in instance.get_runs():
-        started: dict[str, float] = {}
-        seen: set[str] = set()
-        for record in instance.get_records_for_run(run.run_id, of_type=kinds).records:
-            e = record.event_log_entry
-            key = e.step_key
-            if key is None:
-                continue
-            if e.dagster_event_type == dg.DagsterEventType.STEP_START:
-                started[key] = e.timestamp
-            elif key in started:
-                fam = _family(key)
-                slot = out[run.job_name][fam]
-                slot["s"] += e.timestamp - started.pop(key)
-                if fam not in seen:
-                    slot["runs"] += 1
-                    seen.add(fam)
+        for fam, s in _run_steps(instance, run.run_id).items():
+            slot = out[run.job_name][fam]
+            slot["s"] += s
+            slot["runs"] += 1
     return {job: {k: {"s": round(v["s"], 2), "runs": v["runs"]} for k, v in sorted(steps.items())}
             for job, steps in out.items()}
+
+
+def steps_by_batch(instance: dg.DagsterInstance, job: str = "process_export_batch") -> dict[str, dict[str, float]]:
+    """{partition (team/dataset/batch): {step family: seconds}} for the job's runs: which step of equal
+    batches of one dataset gets slower as the dataset grows."""
+    out: dict[str, dict[str, float]] = {}
+    for run in instance.get_runs(filters=dg.RunsFilter(job_name=job)):
+        part = run.tags.get("dagster/partition")
+        if part:
+            out[part] = {k: round(v, 2) for k, v in sorted(_run_steps(instance, run.run_id).items())}
+    return out
 
 
 def main() -> None:
