@@ -475,3 +475,24 @@ def test_team_index_reads_only_files_added_since(tmp_path):
     assert second.find_whole(CHART) == ("patient_id",) and second.find_whole("A123456789") == ("patient_id",)
     fresh = IdentifierIndex.build(sources.team_identifiers(store, "tmu"))
     assert second._whole == fresh._whole
+
+
+def test_team_indexes_cover_several_teams_and_the_least_recent_goes_first(tmp_path, monkeypatch):
+    """The release check asks for every team at once; the cache is bounded by the values it holds."""
+    from medlake.checker import sources
+    from medlake.lake import DeltaStore, Lake
+
+    store = DeltaStore(Lake.from_root(str(tmp_path / "lake")))
+    write_deltalake(store.uri("restricted", "source_cases"),
+                    pa.table({"team": ["tmu", "ntu", "tvgh"], "patient_id": ["A123456789", "B223456789", CHART],
+                              "case_id": ["C-1", "C-2", "C-3"]}), partition_by=["team"])
+    monkeypatch.setattr(sources, "_TEAM_INDEXES", type(sources._TEAM_INDEXES)())
+    both = sources.team_index(store, ["tmu", "ntu"])
+    assert both.find_whole("A123456789") == both.find_whole("B223456789") == ("patient_id",)
+    assert both.find_whole(CHART) == ()
+    assert sources.team_index(store, ("ntu", "tmu")) is both, "the same teams in another order share it"
+    monkeypatch.setattr(sources, "_MAX_CACHED_VALUES", len(both) + 1)
+    tvgh = sources.team_index(store, "tvgh")
+    assert list(sources._TEAM_INDEXES) == [(str(store.lake.root), ("tvgh",))]
+    assert sources.team_index(store, "tvgh") is tvgh
+    assert sources.team_index(store, ["tmu", "ntu"]) is not both, "evicted, so built again"

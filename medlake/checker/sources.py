@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 
 import pyarrow.dataset as pads
@@ -48,37 +50,43 @@ def _pairs(t, columns: dict[str, str]) -> Iterator[tuple[str, str]]:
             yield kind, str(value)
 
 
-# One index per team and lake in a process, extended with the data files added since: a process
-# that checks batch after batch (`medlake run`) folds each identifier once, instead of folding the
-# whole team again for every batch (35 s a batch for the largest team at full scale). Values whose
-# rows were later removed stay in it, which can only add findings.
-_TEAM_INDEXES: dict[tuple[str, str], tuple[IdentifierIndex, dict[str, set[str]]]] = {}
+# Indexes kept in a process per lake and set of teams, extended with the data files added since: a
+# process that checks batch after batch (`medlake run`), then releases, folds each identifier once
+# instead of folding the whole team again for every batch and release (35 s each for the largest
+# team at full scale). Values whose rows were later removed stay in them, which can only add
+# findings. Least recently used first out past _MAX_CACHED_VALUES folded values (about 0.65 KiB
+# each); the one in use always stays.
+_MAX_CACHED_VALUES = 8_000_000
+_TEAM_INDEXES: OrderedDict[tuple[str, tuple[str, ...]], tuple[IdentifierIndex, dict[str, set[str]]]] = OrderedDict()
+_TEAM_INDEXES_LOCK = threading.Lock()
 
 
-def team_index(store: DeltaStore, team: str) -> IdentifierIndex:
-    """Every identifier the team's restricted tables hold, as a searchable index."""
-    key = (str(store.lake.root), team)
-    index, indexed = _TEAM_INDEXES.get(key) or (IdentifierIndex.build(()), {})
-    pairs, files = [], {}
-    for table, columns in _SOURCE_COLUMNS.items():
-        ds = store.dataset("restricted", table)
-        if ds is None:
-            continue
-        mine = pads.field("team") == team
-        done = indexed.get(table, set())
-        new = [f for f in ds.get_fragments(filter=mine) if f.path not in done]
-        if not new:
-            continue
-        pairs += _pairs(pads.FileSystemDataset(new, ds.schema, ds.format, ds.filesystem).to_table(
-            columns=list(columns), filter=mine), columns)
-        files[table] = {f.path for f in new}
-    index.extend(pairs)
-    for table, paths in files.items():
-        indexed.setdefault(table, set()).update(paths)
-    if key not in _TEAM_INDEXES and len(_TEAM_INDEXES) >= 2:
-        _TEAM_INDEXES.clear()   # bounded: an index of a large team is gigabytes
-    _TEAM_INDEXES[key] = (index, indexed)
-    return index
+def team_index(store: DeltaStore, team: str | Iterable[str]) -> IdentifierIndex:
+    """Every identifier the restricted tables hold for a team (or several), as a searchable index."""
+    teams = (team,) if isinstance(team, str) else tuple(sorted(set(team)))
+    key = (str(store.lake.root), teams)
+    mine = pads.field("team").isin(list(teams))
+    with _TEAM_INDEXES_LOCK:
+        index, indexed = _TEAM_INDEXES.pop(key, None) or (IdentifierIndex.build(()), {})
+        pairs, files = [], {}
+        for table, columns in _SOURCE_COLUMNS.items():
+            ds = store.dataset("restricted", table)
+            if ds is None:
+                continue
+            done = indexed.get(table, set())
+            new = [f for f in ds.get_fragments(filter=mine) if f.path not in done]
+            if not new:
+                continue
+            pairs += _pairs(pads.FileSystemDataset(new, ds.schema, ds.format, ds.filesystem).to_table(
+                columns=list(columns), filter=mine), columns)
+            files[table] = {f.path for f in new}
+        index.extend(pairs)
+        for table, paths in files.items():
+            indexed.setdefault(table, set()).update(paths)
+        _TEAM_INDEXES[key] = (index, indexed)
+        while len(_TEAM_INDEXES) > 1 and sum(len(i) for i, _ in _TEAM_INDEXES.values()) > _MAX_CACHED_VALUES:
+            _TEAM_INDEXES.popitem(last=False)
+        return index
 
 
 def batch_scopes(store: DeltaStore, team: str, dataset: str, batch_ref: str,

@@ -21,9 +21,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from medlake.checker import Checker, IdentifierIndex
+from medlake.checker import Checker
 from medlake.checker.findings import CheckReport
-from medlake.checker.sources import team_identifiers
+from medlake.checker.sources import team_index
 from medlake.consent.tables import WITHDRAWAL_AUDIT
 from medlake.lake.delta import DeltaStore
 from medlake.program import Registry
@@ -43,8 +43,6 @@ from medlake.sharing.remote import RemoteReleases
 from medlake.sharing.selection import Selection, select_release
 from medlake.sharing.tables import RELEASE_LOG
 
-_IDENTIFIER_TABLES = ("source_instances", "source_cases", "source_slides", "vault")
-_INDEXES: dict[tuple, IdentifierIndex] = {}
 
 AUDIENCE = {"collaboration": "research teams collaborating with the building team",
             "review": "applicants approved by the review committee",
@@ -96,23 +94,12 @@ class ReleaseRun:
         teams = [team] if team else sorted(self.registry.teams_by_id)
 
         def check(folder: Path, linked: set[tuple[int, int]]) -> CheckReport:
-            checker = Checker(self._index(tuple(teams)))
+            checker = Checker(team_index(self.store, teams))
             if self.rescan_objects or not (folder / "objects").is_dir():
                 return checker.check(folder)
             dev = os.stat(folder).st_dev
             return checker.check(folder, linked_inodes={ino for d, ino in linked if d == dev}, linked_dir="objects")
         return check
-
-    def _index(self, teams: tuple[str, ...]) -> IdentifierIndex:
-        # Built once per process for the same restricted tables: every team's asset in one run, and
-        # the next run in a long-lived worker, reuse it.
-        versions = tuple(self.store.version("restricted", t) for t in _IDENTIFIER_TABLES)
-        key = (self.store.lake.root, teams, versions)
-        if key not in _INDEXES:
-            if len(_INDEXES) > 4:
-                _INDEXES.clear()
-            _INDEXES[key] = IdentifierIndex.build([x for t in teams for x in team_identifiers(self.store, t)])
-        return _INDEXES[key]
 
 
 def release_team(run: ReleaseRun, team: str) -> list[ReleaseOutcome]:
