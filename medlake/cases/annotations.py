@@ -18,37 +18,36 @@ def batch_annotations(store: DeltaStore, team: str, dataset: str, batch_ref: str
     """(annotation rows, problem rows) for the batch's de-identified annotation objects."""
     lake_files = store.lake.objects()  # fetch() brings an object of a remote lake to this machine once
     key = {"team": team, "dataset": dataset, "batch_ref": batch_ref}
-    objects: list[tuple[str, str, str]] = []  # (object id, kind, path)
     dataset_filter = (pads.field("team") == team) & (pads.field("dataset") == dataset)
+    batch_filter = dataset_filter & (pads.field("batch_ref") == batch_ref)
     instances = store.dataset("deid", "instances")
-    known_uids: set[str] = set()
-    geometry: dict[str, tuple] = {}  # instance or series UID -> (rows, columns[, slices])
+    objects: list[tuple[str, str, str]] = []  # (object id, kind, path)
     if instances is not None:
-        t = instances.to_table(columns=["batch_ref", "kind", "sop_instance_uid", "series_instance_uid",
-                                        "study_instance_uid", "object_path", "rows", "columns"],
-                               filter=dataset_filter)
-        for c in ("sop_instance_uid", "series_instance_uid", "study_instance_uid"):
-            known_uids |= set(t.column(c).to_pylist())
-        slices: dict[str, int] = {}
-        for r in t.to_pylist():
-            geometry[r["sop_instance_uid"]] = (r["rows"], r["columns"])
-            slices[r["series_instance_uid"]] = slices.get(r["series_instance_uid"], 0) + 1
-            geometry[r["series_instance_uid"]] = (slices[r["series_instance_uid"]], r["rows"], r["columns"])
-        for r in t.to_pylist():
-            if r["batch_ref"] == batch_ref and r["kind"] in DICOM_ANNOTATION_KINDS:
-                objects.append((r["sop_instance_uid"], r["kind"], r["object_path"]))
+        for r in instances.to_table(columns=["kind", "sop_instance_uid", "object_path"], filter=batch_filter
+                                    & pads.field("kind").isin(list(DICOM_ANNOTATION_KINDS))).to_pylist():
+            objects.append((r["sop_instance_uid"], r["kind"], r["object_path"]))
     files = store.dataset("deid", "annotation_files")
     if files is not None:
-        for r in files.to_table(columns=["kind", "object_path"], filter=dataset_filter
-                                & (pads.field("batch_ref") == batch_ref)).to_pylist():
+        for r in files.to_table(columns=["kind", "object_path"], filter=batch_filter).to_pylist():
             objects.append((Path(r["object_path"]).name, r["kind"], r["object_path"]))
-    rows: list[dict] = []
-    problems: list[dict] = []
+
+    read: list[tuple[str, str, str, object]] = []   # the annotation read, or the problem that stopped it
     for object_id, kind, rel in sorted(objects):
         try:
-            result = read_annotation(lake_files.fetch(rel), kind)
+            read.append((object_id, kind, rel, read_annotation(lake_files.fetch(rel), kind)))
         except AnnotationProblem as e:
-            problems.append({**key, "object_id": object_id, "code": e.code, "message": e.message})
+            read.append((object_id, kind, rel, e))
+    # Only what the batch's annotations point at is looked up: the dataset may hold hundreds of
+    # thousands of images from earlier batches.
+    targets = {u for *_, result in read if not isinstance(result, AnnotationProblem) for a in result.rows
+               for u in (a.target_instance_uid, a.target_series_uid, a.target_study_uid) if u}
+    known_uids, geometry = _lookups(instances, dataset_filter, targets)
+
+    rows: list[dict] = []
+    problems: list[dict] = []
+    for object_id, kind, rel, result in read:
+        if isinstance(result, AnnotationProblem):
+            problems.append({**key, "object_id": object_id, "code": result.code, "message": result.message})
             continue
         for code, message in result.problems:
             problems.append({**key, "object_id": object_id, "code": code, "message": message})
@@ -69,6 +68,32 @@ def batch_annotations(store: DeltaStore, team: str, dataset: str, batch_ref: str
             problems.append({**key, "object_id": object_id, "code": "target_missing",
                              "message": f"{missing} annotation(s) point at objects or cases that do not exist"})
     return rows, _unique(problems)
+
+
+def _lookups(instances, dataset_filter, targets: set[str]) -> tuple[set[str], dict[str, tuple]]:
+    """Which of `targets` are UIDs of the dataset's instances, series or studies, and the geometry
+    of the targeted instances (rows, columns) and series (slices, rows, columns)."""
+    if instances is None or not targets:
+        return set(), {}
+    wanted = sorted(targets)
+    t = instances.to_table(columns=["sop_instance_uid", "series_instance_uid", "study_instance_uid", "rows",
+                                    "columns"],
+                           filter=dataset_filter & (pads.field("sop_instance_uid").isin(wanted)
+                                                    | pads.field("series_instance_uid").isin(wanted)
+                                                    | pads.field("study_instance_uid").isin(wanted)))
+    known = set()
+    for c in ("sop_instance_uid", "series_instance_uid", "study_instance_uid"):
+        known |= set(t.column(c).to_pylist())
+    geometry: dict[str, tuple] = {}
+    slices: dict[str, int] = {}
+    for r in t.to_pylist():
+        sop, series = r["sop_instance_uid"], r["series_instance_uid"]
+        if sop in targets:
+            geometry[sop] = (r["rows"], r["columns"])
+        if series in targets:
+            slices[series] = slices.get(series, 0) + 1
+            geometry[series] = (slices[series], r["rows"], r["columns"])
+    return known & targets, geometry
 
 
 def _mask_mismatch(path: Path, rows, geometry: dict[str, tuple]) -> str | None:

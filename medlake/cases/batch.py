@@ -1,12 +1,18 @@
-"""One batch's step: its annotations into deid/annotations, then its dataset's cases recomputed."""
+"""One batch's step: its annotations into deid/annotations, then its dataset's cases brought up to
+date: the cases the batch reaches merged in (cases/update.py), or the dataset rebuilt when the table
+does not hold what the update assumes."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+
 from medlake.cases.annotations import batch_annotations
 from medlake.cases.build import build_cases, case_pseudonyms
+from medlake.cases.update import apply_update, plan_update
 from medlake.deid.keys import DeidKeys
 from medlake.lake.delta import DeltaStore, where
 from medlake.lake.tables import ANNOTATION_PROBLEMS, ANNOTATIONS, CASES
@@ -29,7 +35,8 @@ class CasesResult:
 
 def annotate_and_count(store: DeltaStore, keys: DeidKeys, registry: Registry, ref: BatchRef) -> CasesResult:
     batch_ref = keys.batch_ref(ref.team, ref.dataset, ref.batch)
-    pseudonyms = case_pseudonyms(store, keys, ref.team, ref.dataset)
+    plan = plan_update(store, keys, registry, ref.team, ref.dataset, ref.batch, batch_ref)
+    pseudonyms = plan.known_cases if plan else case_pseudonyms(store, keys, ref.team, ref.dataset)
     rows, problems = batch_annotations(store, ref.team, ref.dataset, batch_ref, pseudonyms)
     out = CasesResult(annotations=len(rows), unresolved=sum(not r["resolved"] for r in rows),
                       problems_by_code=dict(Counter(p["code"] for p in problems)))
@@ -40,11 +47,16 @@ def annotate_and_count(store: DeltaStore, keys: DeidKeys, registry: Registry, re
     v["annotation_problems"] = store.replace_where("deid", "annotation_problems",
                                                    ANNOTATION_PROBLEMS.from_rows(problems), batch_slice,
                                                    ANNOTATION_PROBLEMS.partition_by)
-    cases = build_cases(store, keys, registry, ref.team, ref.dataset)
-    v["cases"] = store.replace_where("deid", "cases", cases, where(team=ref.team, dataset=ref.dataset),
-                                     CASES.partition_by)
+    version = apply_update(store, keys, registry, plan, rows) if plan else None
+    if version is None:
+        version = store.replace_where("deid", "cases", build_cases(store, keys, registry, ref.team, ref.dataset),
+                                      where(team=ref.team, dataset=ref.dataset), CASES.partition_by)
+    v["cases"] = version
+    cases = store.read("deid", "cases", ["annotation_status", "instances", "slides"],
+                       filter=(pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset))
     out.cases = cases.num_rows
-    out.status = dict(Counter(cases.column("annotation_status").to_pylist()))
-    out.cases_without_images = sum(1 for i, s in zip(cases.column("instances").to_pylist(),
-                                                     cases.column("slides").to_pylist()) if not i and not s)
+    out.status = {c["values"]: c["counts"] for c in pc.value_counts(cases.column("annotation_status")).to_pylist()}
+    empty = pc.and_(pc.equal(pc.fill_null(cases.column("instances"), 0), 0),
+                    pc.equal(pc.fill_null(cases.column("slides"), 0), 0))
+    out.cases_without_images = pc.sum(empty).as_py() or 0
     return out

@@ -21,23 +21,45 @@ IMAGE_KINDS = ("dicom_image", "dicom_waveform")
 
 
 def case_pseudonyms(store: DeltaStore, keys: DeidKeys, team: str, dataset: str) -> set[str]:
-    t = _read(store, "restricted", "source_cases", team, dataset, ["case_id"])
+    t = dataset_rows(store, "restricted", "source_cases", team, dataset, ["case_id"])
     return {keys.case_id(team, dataset, c) for c in t.column("case_id").to_pylist()} if t.num_rows else set()
 
 
 def build_cases(store: DeltaStore, keys: DeidKeys, registry: Registry, team: str, dataset: str) -> pa.Table:
     spec = registry.dataset(dataset)
     required = set(spec.required_annotation_kinds)
-    source = _read(store, "restricted", "source_cases", team, dataset,
-                   ["case_id", "patient_id", "study_instance_uids", "label_source", "shareable", "consent_class"])
-    instances = _read(store, "deid", "instances", team, dataset,
-                      ["kind", "study_instance_uid", "series_instance_uid", "sop_instance_uid", "modality",
-                       "number_of_frames"])
-    slides = _read(store, "deid", "slides", team, dataset, ["study_instance_uid"])
-    annotations = _read(store, "deid", "annotations", team, dataset,
-                        ["kind", "target_study_uid", "target_series_uid", "target_instance_uid", "target_case",
-                         "resolved"])
+    source = dataset_rows(store, "restricted", "source_cases", team, dataset,
+                          ["case_id", "patient_id", "study_instance_uids", "label_source", "shareable",
+                           "consent_class"])
+    instances = dataset_rows(store, "deid", "instances", team, dataset,
+                             ["kind", "study_instance_uid", "series_instance_uid", "sop_instance_uid", "modality",
+                              "number_of_frames"])
+    slides = dataset_rows(store, "deid", "slides", team, dataset, ["study_instance_uid"])
+    annotations = dataset_rows(store, "deid", "annotations", team, dataset,
+                               ["kind", "target_study_uid", "target_series_uid", "target_instance_uid",
+                                "target_case", "resolved"])
 
+    per_study, per_case_kinds = case_inputs(instances, slides, annotations)
+
+    # Cases of patients who opted out or withdrew are not rebuilt once the purge has removed them.
+    withdrawn = withdrawn_patient_ids(store, team)
+    rows = []
+    for c in source.to_pylist():
+        if c["patient_id"] in withdrawn:
+            continue
+        rows.append(case_row(team, dataset, spec.sharing, required, per_study, per_case_kinds,
+                             case_pseudonym=keys.case_id(team, dataset, c["case_id"]),
+                             patient_pseudonym=keys.patient_pseudonym(team, c["patient_id"]),
+                             studies=[keys.uid(u) for u in c["study_instance_uids"]],
+                             label_source=c["label_source"], shareable=c["shareable"],
+                             consent_class=c["consent_class"]))
+    return CASES.from_rows(rows)
+
+
+def case_inputs(instances: pa.Table, slides: pa.Table, annotations: pa.Table
+                ) -> tuple[dict[str, dict], dict[str, set[str]]]:
+    """Per keyed study: images, frames, slides, modalities and annotation kinds; per case pseudonym:
+    the kinds of annotations that name the case itself. Unresolved annotations count for nothing."""
     study_of: dict[str, str] = {}
     per_study: dict[str, dict] = defaultdict(lambda: {"instances": 0, "frames": 0, "slides": 0,
                                                       "modalities": set(), "kinds": set()})
@@ -63,32 +85,29 @@ def build_cases(store: DeltaStore, keys: DeidKeys, registry: Registry, team: str
             study_of.get(a["target_instance_uid"] or "")
         if study:
             per_study[study]["kinds"].add(a["kind"])
+    return per_study, per_case_kinds
 
-    # Cases of patients who opted out or withdrew are not rebuilt once the purge has removed them.
-    withdrawn = withdrawn_patient_ids(store, team)
-    rows = []
-    for c in source.to_pylist():
-        if c["patient_id"] in withdrawn:
-            continue
-        pseudonym = keys.case_id(team, dataset, c["case_id"])
-        studies = [keys.uid(u) for u in c["study_instance_uids"]]
-        kinds = set(per_case_kinds.get(pseudonym, set()))
-        for s in studies:
-            kinds |= per_study[s]["kinds"] if s in per_study else set()
-        rows.append({
-            "team": team, "dataset": dataset, "case_pseudonym": pseudonym,
-            "patient_pseudonym": keys.patient_pseudonym(team, c["patient_id"]),
-            "part": _part(spec.sharing, c["shareable"]),
-            "study_instance_uids": studies,
-            "instances": sum(per_study[s]["instances"] for s in studies if s in per_study),
-            "frames": sum(per_study[s]["frames"] for s in studies if s in per_study),
-            "slides": sum(per_study[s]["slides"] for s in studies if s in per_study),
-            "modalities": sorted(set().union(*(per_study[s]["modalities"] for s in studies if s in per_study))),
-            "annotation_kinds": sorted(kinds),
-            "annotation_status": annotation_status(kinds, required, c["label_source"]),
-            "label_source": c["label_source"], "shareable": c["shareable"], "consent_class": c["consent_class"],
-        })
-    return CASES.from_rows(rows)
+
+def case_row(team: str, dataset: str, sharing: str, required: set[str], per_study: dict[str, dict],
+             per_case_kinds: dict[str, set[str]], *, case_pseudonym: str, patient_pseudonym: str,
+             studies: list[str], label_source: str, shareable: bool, consent_class: str | None) -> dict:
+    """One deid/cases row from its case's keyed fields and the inputs of case_inputs()."""
+    mine = [per_study[s] for s in studies if s in per_study]
+    kinds = set(per_case_kinds.get(case_pseudonym, set()))
+    for s in mine:
+        kinds |= s["kinds"]
+    return {
+        "team": team, "dataset": dataset, "case_pseudonym": case_pseudonym,
+        "patient_pseudonym": patient_pseudonym, "part": part_of(sharing, shareable),
+        "study_instance_uids": studies,
+        "instances": sum(s["instances"] for s in mine),
+        "frames": sum(s["frames"] for s in mine),
+        "slides": sum(s["slides"] for s in mine),
+        "modalities": sorted(set().union(*(s["modalities"] for s in mine))),
+        "annotation_kinds": sorted(kinds),
+        "annotation_status": annotation_status(kinds, required, label_source),
+        "label_source": label_source, "shareable": shareable, "consent_class": consent_class,
+    }
 
 
 def annotation_status(kinds: set[str], required: set[str], label_source: str) -> str:
@@ -100,7 +119,7 @@ def annotation_status(kinds: set[str], required: set[str], label_source: str) ->
     return "full"
 
 
-def _part(sharing: str, shareable: bool) -> str:
+def part_of(sharing: str, shareable: bool) -> str:
     if sharing == "not_shared":
         return "not_shared"
     if sharing == "shared" or shareable:
@@ -108,7 +127,8 @@ def _part(sharing: str, shareable: bool) -> str:
     return "partially_not_shared"
 
 
-def _read(store: DeltaStore, zone: str, name: str, team: str, dataset: str, columns: list[str]) -> pa.Table:
+def dataset_rows(store: DeltaStore, zone: str, name: str, team: str, dataset: str, columns: list[str]) -> pa.Table:
+    """The given columns of one dataset's rows of a table (none, as strings, when it does not exist)."""
     ds = store.dataset(zone, name)
     if ds is None:
         return pa.table({c: pa.array([], pa.string()) for c in columns})
