@@ -97,8 +97,11 @@ def test_daily_sweep_requests_what_the_sensor_did_not_take(lakehouse):
     lh = lakehouse
     _batch(lh, "2019-10-01-a")
     defs = _defs(lh)
-    with dg.instance_for_test() as instance:
-        requests = daily_batch_sweep(dg.build_schedule_context(instance=instance, resources=defs.resources))
+    # The schedule context opens its own instance from the ref; entered, it is closed before ours is
+    # (left to the garbage collector, it would restore a dead instance's state into later tests).
+    with dg.instance_for_test() as instance, \
+            dg.build_schedule_context(instance=instance, resources=defs.resources) as context:
+        requests = daily_batch_sweep(context)
         assert [r.partition_key for r in requests] == ["tvgh/liver-ct/2019-10-01-a"]
         assert instance.get_dynamic_partitions(EXPORT_BATCHES.name) == ["tvgh/liver-ct/2019-10-01-a"]
     assert defs.resolve_schedule_def("daily_batch_sweep").cron_schedule == "0 6 * * *"
