@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from medlake.consent.events import read_consent_events
 from medlake.consent.status import consent_status
 from medlake.consent.tables import CONSENT_PROBLEMS, CONSENT_STATUS
@@ -31,9 +34,9 @@ def refresh_consent(store: DeltaStore, landing: LandingZone, registry: Registry,
     problems = CONSENT_PROBLEMS.from_rows(
         [{k: p[k] for k in ("team", "file", "line", "code", "message")} for p in read.problems + status.problems])
     out = ConsentRefresh(events=read.table.num_rows, patients=status.table.num_rows)
-    out.releasable = sum(status.table.column("releasable").to_pylist())
-    out.withdrawn = sum(1 for r in status.table.select(["reason"]).to_pylist()
-                        if r["reason"] in ("consent_withdrawn", "consent_opted_out"))
+    out.releasable = pc.sum(status.table.column("releasable")).as_py() or 0
+    out.withdrawn = pc.sum(pc.is_in(status.table.column("reason"),
+                                    pa.array(["consent_withdrawn", "consent_opted_out"]))).as_py() or 0
     for p in problems.column("code").to_pylist():
         out.problems[p] = out.problems.get(p, 0) + 1
     # Files are append-only and re-read whole, so each table is replaced whole: nothing counted twice.

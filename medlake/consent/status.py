@@ -3,14 +3,18 @@
 Events accumulate across files and are folded in date order (file and line break ties, so a
 re-sent file gives the same answer). An opted_out or withdrawn event always wins, whatever came
 after it: the programme treats a withdrawal as final.
+
+The fold runs in DuckDB: one patient per row of every team, so a Python loop over patients grew
+faster than the programme (sorting tuples of strings), 0.75 s at 1/10 scale against 8.8 s at full.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
+import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from medlake.consent.tables import CONSENT_STATUS
@@ -26,84 +30,98 @@ class StatusResult:
     problems: list[dict]  # team, file, line, code, message (no identifier values)
 
 
+# `seq` orders each patient's events by date, then file and line. The latest event that carries a
+# class sets it, else the cases.csv class (the last non-empty one of the patient's cases); the
+# latest of notice_sent/undelivered decides whether the patient counts as notified.
+_FOLD = """
+WITH ev AS (
+    SELECT *, row_number() OVER (ORDER BY team, patient_id, event_date, file, line) AS seq FROM events
+), folded AS (
+    SELECT team, patient_id,
+           arg_max(consent_class, seq) FILTER (WHERE consent_class IS NOT NULL AND consent_class <> '')
+               AS sent_class,
+           arg_max(event, seq) FILTER (WHERE event IN ('notice_sent', 'undelivered')) AS last_notice,
+           bool_or(event = 'consented') AS consented,
+           min(event_date) FILTER (WHERE event = 'opted_out') AS opted_out_on,
+           min(event_date) FILTER (WHERE event = 'withdrawn') AS withdrawn_on,
+           min(event_date) FILTER (WHERE event = 'deceased') AS deceased_on,
+           max(event_date) AS last_event_date,
+           arg_min(file, seq) AS first_file, arg_min(line, seq) AS first_line,
+           arg_max(file, seq) AS last_file, arg_max(line, seq) AS last_line
+    FROM ev GROUP BY team, patient_id
+), case_class AS (
+    SELECT team, patient_id,
+           arg_max(consent_class, row_no) FILTER (WHERE consent_class IS NOT NULL AND consent_class <> '')
+               AS case_class
+    FROM cases GROUP BY team, patient_id
+), joined AS (
+    SELECT coalesce(f.team, c.team) AS team, coalesce(f.patient_id, c.patient_id) AS patient_id,
+           coalesce(f.sent_class, c.case_class) AS consent_class,
+           f.team IS NOT NULL AS has_record,
+           coalesce(f.last_notice = 'notice_sent', false) AS notified,
+           coalesce(f.last_notice = 'undelivered', false) AS undelivered,
+           coalesce(f.consented, false) AS consented,
+           f.opted_out_on, f.withdrawn_on, f.deceased_on, f.last_event_date,
+           c.team IS NOT NULL AS in_cases, c.case_class, f.sent_class,
+           f.first_file, f.first_line, f.last_file, f.last_line
+    FROM folded f FULL OUTER JOIN case_class c ON f.team = c.team AND f.patient_id = c.patient_id
+), ruled AS (
+    SELECT j.*, p.rule FROM joined j LEFT JOIN policy p ON j.consent_class = p.consent_class
+)
+-- The order of the reasons matters: a withdrawal outranks every other, and is what triggers the purge.
+-- A death does not revoke consent or a notice already given; it is counted for table 7.
+SELECT *, CASE
+        WHEN withdrawn_on IS NOT NULL THEN 'consent_withdrawn'
+        WHEN opted_out_on IS NOT NULL THEN 'consent_opted_out'
+        WHEN NOT has_record THEN 'consent_no_record'
+        WHEN rule IS NULL THEN 'consent_no_class'
+        WHEN rule = 'never' THEN 'consent_policy_never'
+        WHEN rule = 'releasable_after_notice' AND NOT (notified OR consented) THEN 'consent_not_notified'
+    END AS reason
+FROM ruled ORDER BY team, patient_id
+"""
+
+
 def consent_status(events: pa.Table, source_cases: pa.Table, registry: Registry, pseudonym) -> StatusResult:
     """`events`: restricted/consent_events rows; `source_cases`: team, patient_id, consent_class of every
     case; `pseudonym(team, patient_id)` gives the patient's pseudonym (DeidKeys.patient_pseudonym)."""
-    case_class: dict[tuple[str, str], str | None] = {}
-    for team, pid, cls in zip(*(source_cases.column(c).to_pylist() for c in ("team", "patient_id", "consent_class"))):
-        if cls or (team, pid) not in case_class:
-            case_class[(team, pid)] = cls or None
-
-    history: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for e in events.to_pylist():
-        history[(e["team"], e["patient_id"])].append(e)
-
-    problems: list[dict] = []
-    rows = []
-    for key in sorted(set(history) | set(case_class)):
-        team, pid = key
-        evs = sorted(history.get(key, []), key=lambda e: (e["event_date"], e["file"], e["line"]))
-        known = key in case_class
-        if evs and not known:
-            first = evs[0]
-            problems.append({"team": team, "file": first["file"], "line": first["line"],
-                             "code": "consent_unknown_patient",
-                             "message": "consent events for a patient in no cases.csv of the team (kept: they "
-                                        "apply once the patient's case lands)"})
-        row = _fold(evs, case_class.get(key))
-        sent_class = next((e["consent_class"] for e in reversed(evs) if e["consent_class"]), None)
-        if known and sent_class and case_class[key] and sent_class != case_class[key]:
-            last = evs[-1]
-            problems.append({"team": team, "file": last["file"], "line": last["line"],
-                             "code": "consent_class_conflict",
-                             "message": f"consent class {sent_class} differs from the cases.csv class "
-                                        f"{case_class[key]}; the consent file's class is used"})
-        rule = registry.consent_policy.get(row["consent_class"]) if row["consent_class"] else None
-        releasable, reason = _apply(rule, row)
-        rows.append({"team": team, "patient_id": pid, "patient_pseudonym": pseudonym(team, pid), **row,
-                     "rule": rule, "releasable": releasable, "reason": reason, "in_cases": known})
-    return StatusResult(CONSENT_STATUS.from_rows(rows), problems)
+    cases = source_cases.select(["team", "patient_id", "consent_class"]).append_column(
+        "row_no", pa.array(range(source_cases.num_rows), pa.int64()))
+    policy = pa.table({"consent_class": list(registry.consent_policy),
+                       "rule": [str(r) for r in registry.consent_policy.values()]},
+                      schema=pa.schema([("consent_class", pa.string()), ("rule", pa.string())]))
+    with duckdb.connect() as con:
+        for name, table in (("events", events), ("cases", cases), ("policy", policy)):
+            con.register(name, table)
+        folded = con.sql(_FOLD).to_arrow_table()
+    teams, pids = folded.column("team").to_pylist(), folded.column("patient_id").to_pylist()
+    reason = folded.column("reason")
+    columns = {
+        "patient_pseudonym": pa.array([pseudonym(t, p) for t, p in zip(teams, pids)], pa.string()),
+        "releasable": reason.is_null(),
+    }
+    table = pa.table({c.name: columns[c.name] if c.name in columns else folded.column(c.name)
+                      for c in CONSENT_STATUS.columns})
+    return StatusResult(table.cast(CONSENT_STATUS.schema), _problems(folded))
 
 
-def _fold(events: list[dict], case_class: str | None) -> dict:
-    s = {"consent_class": case_class, "has_record": bool(events), "notified": False, "undelivered": False,
-         "consented": False, "opted_out_on": None, "withdrawn_on": None, "deceased_on": None,
-         "last_event_date": events[-1]["event_date"] if events else None}
-    for e in events:
-        if e["consent_class"]:
-            s["consent_class"] = e["consent_class"]
-        kind = e["event"]
-        if kind == "notice_sent":
-            s["notified"], s["undelivered"] = True, False
-        elif kind == "undelivered":
-            s["notified"], s["undelivered"] = False, True
-        elif kind == "consented":
-            s["consented"] = True
-        elif kind == "opted_out":
-            s["opted_out_on"] = s["opted_out_on"] or e["event_date"]
-        elif kind == "withdrawn":
-            s["withdrawn_on"] = s["withdrawn_on"] or e["event_date"]
-        elif kind == "deceased":
-            s["deceased_on"] = s["deceased_on"] or e["event_date"]
-    return s
-
-
-def _apply(rule: str | None, s: dict) -> tuple[bool, str | None]:
-    # Order matters: a withdrawal outranks every other reason, and is what triggers the purge.
-    if s["withdrawn_on"]:
-        return False, "consent_withdrawn"
-    if s["opted_out_on"]:
-        return False, "consent_opted_out"
-    if not s["has_record"]:
-        return False, "consent_no_record"
-    if rule is None:
-        return False, "consent_no_class"
-    if rule == "never":
-        return False, "consent_policy_never"
-    if rule == "releasable_after_notice" and not (s["notified"] or s["consented"]):
-        return False, "consent_not_notified"
-    # A death does not revoke consent or a notice already given; it is counted for table 7.
-    return True, None
+def _problems(folded: pa.Table) -> list[dict]:
+    # Few rows in practice: filtered before leaving Arrow.
+    has_record, in_cases = folded.column("has_record"), folded.column("in_cases")
+    unknown = folded.filter(pc.and_(has_record, pc.invert(in_cases)))
+    conflict = folded.filter(pc.fill_null(pc.and_(in_cases, pc.not_equal(folded.column("sent_class"),
+                                                                          folded.column("case_class"))), False))
+    problems = [{"team": r["team"], "file": r["first_file"], "line": r["first_line"],
+                 "code": "consent_unknown_patient",
+                 "message": "consent events for a patient in no cases.csv of the team (kept: they "
+                            "apply once the patient's case lands)"}
+                for r in unknown.select(["team", "first_file", "first_line"]).to_pylist()]
+    problems += [{"team": r["team"], "file": r["last_file"], "line": r["last_line"],
+                  "code": "consent_class_conflict",
+                  "message": f"consent class {r['sent_class']} differs from the cases.csv class "
+                             f"{r['case_class']}; the consent file's class is used"}
+                 for r in conflict.select(["team", "last_file", "last_line", "sent_class", "case_class"]).to_pylist()]
+    return problems
 
 
 def withdrawn_patients(store: DeltaStore, team: str | None = None) -> dict[tuple[str, str], dict]:

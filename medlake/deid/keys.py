@@ -45,7 +45,9 @@ class DeidKeys:
 
     @staticmethod
     def _b32(digest: bytes, n: int) -> str:
-        return base64.b32encode(digest).decode("ascii")[:n]
+        # Only the first n characters are kept: encoding just the whole 5-byte groups they come from
+        # gives the same characters at half the cost (b32encode is pure Python; a pseudonym per row).
+        return base64.b32encode(digest[:5 * ((n + 7) // 8)]).decode("ascii")[:n]
 
     def patient_pseudonym(self, team: str, patient_id: str) -> str:
         """"PSN-" + 20 base32 characters (100 bits): fits PatientID (LO) and PatientName (PN)."""
