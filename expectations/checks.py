@@ -1,7 +1,7 @@
 """Dagster side of the data-quality suites: one blocking asset check per expectations/*.json.
 
     suite_checks({dg.AssetKey(["deid", "instances"]): "deid.instances", ...},
-                 partitions_def=EXPORT_BATCHES)
+                 partitions_def=EXPORT_BATCHES, secret_resource_key="secret")
 
 The check reads the table through the `lake` resource (anything with `.store()` -> DeltaStore),
 validates it (great_expectations is imported only when the check runs), appends the outcome to
@@ -10,7 +10,7 @@ keys. All the work is in medlake.validation; this file only adapts it to Dagster
 """
 
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -20,55 +20,55 @@ from medlake.validation.suite import Suite, load_suite
 SUITES_DIR = Path(__file__).resolve().parent
 
 
-def partition_filter(partition_key: str):
-    """team/dataset/batch -> the (team, dataset) slice. Every suite's natural key starts with team
-    and dataset, so uniqueness over the slice is uniqueness over the table; the batch column is not
-    used because deid tables carry a keyed batch_ref instead of the folder name."""
-    import pyarrow.dataset as pads
-
-    team, dataset, *_ = partition_key.split("/")
-    return (pads.field("team") == team) & (pads.field("dataset") == dataset)
-
-
 def suite_checks(
     asset_keys_to_tables: "Mapping[dg.AssetKey | str, str | Suite]",
     partitions_def: dg.PartitionsDefinition | None = None,
     *,
     suites_dir: str | Path = SUITES_DIR,
     lake_resource_key: str = "lake",
-    slice_for_partition: Callable[[str], object] | None = partition_filter,
+    secret_resource_key: str | None = None,
     blocking: bool = True,
 ) -> list[dg.AssetChecksDefinition]:
-    """One asset check per asset: {asset key: "<zone>.<table>" (or a loaded Suite)}."""
+    """One asset check per asset: {asset key: "<zone>.<table>" (or a loaded Suite)}.
+
+    Partitioned by export batch (team/dataset/batch), a check validates the team and dataset's
+    slice; given the secret resource (which keys the deid tables' batch_ref), only the rows the
+    batch wrote, their keys checked against the slice's (medlake.validation.scope)."""
     checks = []
     for key, table in asset_keys_to_tables.items():
         suite = table if isinstance(table, Suite) else load_suite(Path(suites_dir) / f"{table}.json")
         checks.append(_suite_check(dg.AssetKey.from_coercible(key), suite, partitions_def,
-                                   lake_resource_key, slice_for_partition, blocking))
+                                   lake_resource_key, secret_resource_key, blocking))
     return checks
 
 
 def _suite_check(key: dg.AssetKey, suite: Suite, partitions_def, lake_resource_key: str,
-                 slice_for_partition, blocking: bool) -> dg.AssetChecksDefinition:
+                 secret_resource_key: str | None, blocking: bool) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=key, name=f"expectations_{suite.name}", blocking=blocking, partitions_def=partitions_def,
-        required_resource_keys={lake_resource_key},
+        required_resource_keys={lake_resource_key, *([secret_resource_key] if secret_resource_key else [])},
         description=f"great-expectations suite expectations/{suite.table_id}.json "
                     f"({len(suite.expectations)} expectations)",
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         from medlake.validation import record, validate
+        from medlake.validation.scope import validate_dataset
 
         store = getattr(context.resources, lake_resource_key).store()
-        filt = None
-        if partitions_def is not None and slice_for_partition is not None and context.has_partition_key:
-            filt = slice_for_partition(context.partition_key)
-        ds = store.dataset(suite.zone, suite.name)
-        if ds is None:
+        if partitions_def is not None and context.has_partition_key:
+            team, dataset, batch = context.partition_key.split("/", 2)
+            rows = None
+            if secret_resource_key:
+                keys = getattr(context.resources, secret_resource_key).deid_keys()
+                rows = (batch, keys.batch_ref(team, dataset, batch))
+            outcome = validate_dataset(store, suite, team, dataset, rows)
+        else:
+            ds = store.dataset(suite.zone, suite.name)
+            outcome = None if ds is None else validate(
+                ds.to_table(columns=[c for c in ds.schema.names if c in suite.columns()]), suite)
+        if outcome is None:
             return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR,
                                        metadata={"error": f"table {suite.table_id} does not exist"})
-        columns = [c for c in ds.schema.names if c in suite.columns()]
-        outcome = validate(ds.to_table(columns=columns, filter=filt), suite)
         record(store, suite.table_id, outcome, context.run.run_id)
         failed = outcome.failed
         return dg.AssetCheckResult(

@@ -27,7 +27,8 @@ from sensors.schedules import daily_batch_sweep
 SUITE_TABLES = ("restricted.landed_files", "restricted.source_instances", "restricted.quarantine",
                 "restricted.batches", "deid.instances", "deid.series", "deid.studies", "deid.deid_audit",
                 "deid.annotations", "deid.cases")
-SUITE_CHECKS = suite_checks({dg.AssetKey(t.split(".")): t for t in SUITE_TABLES}, partitions_def=EXPORT_BATCHES)
+SUITE_CHECKS = suite_checks({dg.AssetKey(t.split(".")): t for t in SUITE_TABLES}, partitions_def=EXPORT_BATCHES,
+                            secret_resource_key="secret")
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

@@ -15,12 +15,12 @@ def _defs(lh):
         "MEDLAKE_HOME": str(lh.root), "MEDLAKE_PROGRAM": lh.registry.source}))
 
 
-def _batch(lh, name, ready=True, patient="H112233445"):
+def _batch(lh, name, ready=True, patient="H112233445", case="L1"):
     d = lh.batch_dir("tvgh", "liver-ct", name)
     study = generate_uid()
     for i in range(2):
         write(d / "images" / f"{i}.dcm", ct_bytes(patient_id=patient, study_uid=study, value=i))
-    (d / "cases.csv").write_text(f"case_id,patient_id,study_instance_uids\nL1,{patient},{study}\n")
+    (d / "cases.csv").write_text(f"case_id,patient_id,study_instance_uids\n{case},{patient},{study}\n")
     if ready:
         (d / "_READY").write_text("")
 
@@ -72,6 +72,29 @@ def test_job_ingests_a_batch_partition_and_reports_counts_without_identifiers(la
         job.execute_in_process(partition_key="tvgh/liver-ct/b1", instance=instance)
     assert len(lh.rows("source_instances")) == 2
     assert len(lh.rows("batches")) == 1
+
+
+def test_a_batch_check_validates_the_rows_that_batch_wrote(lakehouse):
+    lh = lakehouse
+    _batch(lh, "b1", patient="H112233445")
+    _batch(lh, "b2", patient="H223344556", case="L2")
+    defs = _defs(lh)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(EXPORT_BATCHES.name, ["tvgh/liver-ct/b1", "tvgh/liver-ct/b2"])
+        job = defs.resolve_job_def("process_export_batch")
+        assert job.execute_in_process(partition_key="tvgh/liver-ct/b1", instance=instance).success
+        second = job.execute_in_process(partition_key="tvgh/liver-ct/b2", instance=instance)
+        assert second.success
+    history = lh.store.read("program", "validation_history").to_pylist()
+    rows = {r["table"]: r["element_count"] for r in history if r["run_id"] == second.run_id}
+    # Each batch brings 2 images and 4 files: its rows only, though the dataset holds twice as many.
+    assert rows["deid.instances"] == 2 and rows["restricted.source_instances"] == 2
+    assert rows["restricted.landed_files"] == 4 and rows["deid.deid_audit"] == 2
+    assert rows["restricted.batches"] == 1
+    # Series and studies: those the batch's images belong to (2 and 1); cases: the whole slice.
+    assert rows["deid.series"] == 2 and rows["deid.studies"] == 1
+    assert rows["deid.cases"] == lh.store.read("deid", "cases").num_rows == 2
+    assert lh.store.read("deid", "instances").num_rows == 4
 
 
 def test_workspace_yaml_loads_in_dagster_cli(tmp_path):

@@ -274,6 +274,82 @@ def test_record_appends_history_rows(tmp_path, suites):
         ("medlake_column_equals_sum", "files_landed", 1, "run-1"), ("medlake_column_equals_sum", "files_landed", 1, "run-2")}
 
 
+# --- one batch's rows, keys against the dataset -------------------------------------------------
+
+REF_1, REF_2 = "ABCDEFGHIJKLMNOPQRST", "BCDEFGHIJKLMNOPQRSTU"
+
+
+def _two_batches(tmp_path, table_id, first: list[dict], second: list[dict]):
+    from medlake.lake import DeltaStore, Lake
+
+    td, _ = TABLES[table_id]
+    store = DeltaStore(Lake.from_root(str(tmp_path / "lake")))
+    store.append(td.zone, td.name, td.from_rows(first + second))
+    return store
+
+
+def test_a_batch_is_validated_on_its_rows_with_keys_checked_against_the_dataset(tmp_path, suites):
+    from medlake.validation.scope import validate_dataset
+
+    first = [_instance(i) for i in range(6)]
+    first[2]["pixel_spacing_col"] = 0.0   # an earlier batch's fault: reported when that batch was checked
+    second = [{**_instance(i), "batch_ref": REF_2} for i in range(6, 10)]
+    second[1]["sop_instance_uid"] = _uid(4)   # the same instance as the first batch's row 4
+    second[3]["rows"] = 0
+    store = _two_batches(tmp_path, "deid.instances", first, second)
+    suite = suites["deid.instances"]
+
+    batch = validate_dataset(store, suite, "tvgh", "liver-ct", ("2019-10-01", REF_2))
+    assert batch.row_count == 4
+    failed = {(r.expectation, r.column): r for r in batch.failed}
+    assert set(failed) == {("expect_compound_columns_to_be_unique", "team,dataset,sop_instance_uid"),
+                           ("expect_column_values_to_be_between", "rows")}
+    repeated = failed[("expect_compound_columns_to_be_unique", "team,dataset,sop_instance_uid")]
+    assert repeated.unexpected_count == 1     # only the batch's row: the earlier one was valid when it came
+    assert repeated.example_keys == [("tvgh", "liver-ct", _uid(4))]
+    assert failed[("expect_column_values_to_be_between", "rows")].unexpected_count == 1
+
+    # The dataset as a whole: both rows of the repeated key and the earlier batch's fault too.
+    whole = validate_dataset(store, suite, "tvgh", "liver-ct")
+    assert whole.row_count == 10
+    assert {(r.expectation, r.column): r.unexpected_count for r in whole.failed} == {
+        ("expect_compound_columns_to_be_unique", "team,dataset,sop_instance_uid"): 2,
+        ("expect_column_values_to_be_between", "rows"): 1,
+        ("expect_column_values_to_be_between", "pixel_spacing_col"): 1}
+
+    # The first batch now: its row 4 is repeated by the second, its own fault is its own.
+    earlier = validate_dataset(store, suite, "tvgh", "liver-ct", ("2019-09-15", REF_1))
+    assert {(r.expectation, r.column): r.unexpected_count for r in earlier.failed} == {
+        ("expect_compound_columns_to_be_unique", "team,dataset,sop_instance_uid"): 1,
+        ("expect_column_values_to_be_between", "pixel_spacing_col"): 1}
+
+
+def test_restricted_rows_are_found_by_folder_and_series_by_the_batch_instances(tmp_path, suites):
+    from medlake.validation.scope import validate_dataset
+
+    suite = suites["restricted.source_instances"]
+    first = [_source(i) for i in range(3)]
+    second = [{**_source(i), "batch": "b2"} for i in range(3, 5)] + [{**_source(1), "batch": "b2"}]
+    store = _two_batches(tmp_path / "r", "restricted.source_instances", first, second)
+    out = validate_dataset(store, suite, "tvgh", "liver-ct", ("b2", REF_2))
+    assert out.row_count == 3
+    assert [(r.expectation, r.unexpected_count, r.example_keys) for r in out.failed] == [
+        ("expect_compound_columns_to_be_unique", 1, [("row", 2)])]   # restricted: row numbers, never values
+    other_dataset = [{**_source(i), "dataset": "lung-ct", "batch": "b2"} for i in range(3)]
+    store = _two_batches(tmp_path / "o", "restricted.source_instances", first, other_dataset)
+    assert validate_dataset(store, suite, "tvgh", "liver-ct", ("b2", REF_2)).row_count == 0
+
+    # Series: those the batch's instances belong to; no instances table yet: the whole slice.
+    store = _two_batches(tmp_path / "s", "deid.series", [_series(i) for i in range(4)], [])
+    assert validate_dataset(store, suites["deid.series"], "tvgh", "liver-ct", ("b2", REF_2)).row_count == 4
+    store.append("deid", "instances", INSTANCES.from_rows(
+        [{**_instance(i), "batch_ref": REF_2, "series_instance_uid": _uid(3)} for i in range(10, 13)]
+        + [_instance(i) for i in range(3)]))
+    out = validate_dataset(store, suites["deid.series"], "tvgh", "liver-ct", ("b2", REF_2))
+    assert out.row_count == 1 and out.success
+    assert validate_dataset(store, suites["deid.cases"], "tvgh", "liver-ct", ("b2", REF_2)) is None
+
+
 # --- Dagster -----------------------------------------------------------------------------------
 
 def _graph(tmp_path, rows_changes, executed: list):

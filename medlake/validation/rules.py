@@ -37,6 +37,24 @@ def sum_at_least(table: pa.Table, column_list: list[str], min_value: int) -> np.
     return np.flatnonzero(~ok.to_numpy(zero_copy_only=False))
 
 
+def keys_repeated_in(table: pa.Table, universe: pa.Table, columns: list[str]) -> np.ndarray:
+    """Rows of `table` whose key (`columns`) occurs more than once in `universe`, which holds the key
+    columns of every row the key must be unique over, `table`'s own rows included.
+
+    A batch is validated on its own rows, but its keys must be unique across the dataset: this is
+    the uniqueness expectation evaluated that way, in one group-by and one join on the keys only.
+    A key with a null part matches nothing (the not-null expectations report those rows)."""
+    if table.num_rows == 0:
+        return np.empty(0, dtype=np.int64)
+    counts = universe.select(columns).group_by(columns).aggregate([(columns[0], "count", pc.CountOptions("all"))])
+    repeated = counts.filter(pc.greater(counts.column(f"{columns[0]}_count"), 1)).select(columns)
+    if repeated.num_rows == 0:
+        return np.empty(0, dtype=np.int64)
+    rows = table.select(columns).append_column("__row", pa.array(np.arange(table.num_rows)))
+    hit = rows.join(repeated, keys=columns, join_type="inner").column("__row").to_numpy()
+    return np.sort(hit)
+
+
 RULES: dict[str, Callable[..., np.ndarray]] = {
     "medlake_column_equals_sum": column_equals_sum,
     "medlake_sum_at_least": sum_at_least,

@@ -9,11 +9,12 @@ import time
 import pyarrow as pa
 
 from medlake.validation.outcome import ExpectationOutcome, ValidationOutcome
-from medlake.validation.rules import RULES
+from medlake.validation.rules import RULES, keys_repeated_in
 from medlake.validation.suite import ExpectationDef, Suite, SuiteError
 
 MAX_EXAMPLES = 5
 WITHHELD = "<withheld>"
+UNIQUENESS = ("expect_compound_columns_to_be_unique", "expect_column_values_to_be_unique")
 _lock = threading.Lock()
 _batch_definition = None
 
@@ -37,15 +38,21 @@ def _gx_batch_definition():
         return _batch_definition
 
 
-def validate(table: pa.Table, suite: Suite) -> ValidationOutcome:
+def validate(table: pa.Table, suite: Suite, key_universe: pa.Table | None = None) -> ValidationOutcome:
     """Run every expectation of `suite` over `table`; never raises for a data problem.
+
+    With `key_universe` (the key columns of every row the keys must be unique over, `table`'s rows
+    among them), the uniqueness expectations check `table`'s keys against it instead of against
+    `table` alone: how one batch's rows are validated without validating the whole dataset again.
 
     Only counts and example keys leave this function: GX's partial_unexpected_list (the failing
     values themselves) is dropped, since in the restricted zone those are identifiers."""
     import great_expectations as gx  # lazy: ~3 s
 
     started = time.perf_counter()
-    gx_defs = [(i, e) for i, e in enumerate(suite.expectations) if not e.is_custom]
+    against_universe = {i for i, e in enumerate(suite.expectations)
+                        if key_universe is not None and e.type in UNIQUENESS}
+    gx_defs = [(i, e) for i, e in enumerate(suite.expectations) if not e.is_custom and i not in against_universe]
     outcomes: dict[int, ExpectationOutcome] = {}
 
     if gx_defs:
@@ -75,6 +82,8 @@ def validate(table: pa.Table, suite: Suite) -> ValidationOutcome:
     for i, e in enumerate(suite.expectations):
         if e.is_custom:
             outcomes[i] = _run_rule(table, suite, e)
+        elif i in against_universe:
+            outcomes[i] = _unique_against(table, key_universe, suite, e)
 
     results = [outcomes[i] for i in range(len(suite.expectations))]
     return ValidationOutcome(table_id=suite.table_id, success=all(r.success for r in results),
@@ -89,7 +98,19 @@ def _run_rule(table: pa.Table, suite: Suite, e: ExpectationDef) -> ExpectationOu
     missing = [c for c in e.columns() if c not in table.column_names]
     if missing:
         return ExpectationOutcome(e.type, e.column, False, None, None, [], "missing column")
-    bad = rule(table, **e.kwargs)
+    return _rows_outcome(table, suite, e, rule(table, **e.kwargs))
+
+
+def _unique_against(table: pa.Table, universe: pa.Table, suite: Suite, e: ExpectationDef) -> ExpectationOutcome:
+    columns = e.columns()
+    missing = [c for c in columns if c not in table.column_names or c not in universe.column_names]
+    if missing:
+        return ExpectationOutcome(e.type, e.column, False, None, None, [], "missing column")
+    return _rows_outcome(table, suite, e, keys_repeated_in(table, universe, columns))
+
+
+def _rows_outcome(table: pa.Table, suite: Suite, e: ExpectationDef, bad) -> ExpectationOutcome:
+    """The outcome of an expectation broken by the rows numbered `bad`."""
     n = table.num_rows
     return ExpectationOutcome(
         expectation=e.type, column=e.column, success=len(bad) == 0, unexpected_count=int(len(bad)),
