@@ -51,17 +51,20 @@ def _suite_check(key: dg.AssetKey, suite: Suite, partitions_def, lake_resource_k
                     f"({len(suite.expectations)} expectations)",
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        from medlake.landing import BatchRef
         from medlake.validation import record, validate
         from medlake.validation.scope import validate_dataset
 
         store = getattr(context.resources, lake_resource_key).store()
         if partitions_def is not None and context.has_partition_key:
-            team, dataset, batch = context.partition_key.split("/", 2)
-            rows = None
+            ref = BatchRef.from_key(context.partition_key)
+            batch_ref = None
             if secret_resource_key:
-                keys = getattr(context.resources, secret_resource_key).deid_keys()
-                rows = (batch, keys.batch_ref(team, dataset, batch))
-            outcome = validate_dataset(store, suite, team, dataset, rows)
+                secret = getattr(context.resources, secret_resource_key)
+
+                def batch_ref() -> str:
+                    return secret.deid_keys().batch_ref(ref.team, ref.dataset, ref.batch)
+            outcome = validate_dataset(store, suite, ref.team, ref.dataset, ref.batch, batch_ref)
         else:
             ds = store.dataset(suite.zone, suite.name)
             outcome = None if ds is None else validate(

@@ -67,7 +67,8 @@ def random_history(rng: random.Random, patients: int):
     events, cases = [], []
     lines = iter(rng.sample(range(2, 100_000), 10 * patients))  # (file, line) is unique, as in real files
     for i in range(patients):
-        team, pid = rng.choice(("ntu", "tmu")), f"p{i}"
+        # Ids repeat across teams: two hospitals' p3 are different people.
+        team, pid = rng.choice(("ntu", "tmu")), f"p{i % (patients // 2)}"
         for _ in range(rng.choice((0, 1, 1, 2))):  # no case, one, or a patient with two cases
             cases.append({"team": team, "patient_id": pid, "consent_class": rng.choice(("A", "B", "C", "", None))})
         for _ in range(rng.choice((0, 1, 2, 3, 5))):

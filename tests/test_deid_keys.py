@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import subprocess
 import sys
@@ -64,6 +66,9 @@ def test_outputs_never_change_across_versions():
     assert k.accession("ntu", "A123") == "ACC-FGBPNWC6STW5"
     assert k.case_id("ntu", "ccta", "c1") == "CASE-3PJK72XWHJX6G63U3JL5"
     assert k.opaque_id("batch", "ntu", "ccta", "b1") == "Q72HS3BUV6XGGHSKTILW"
+    digests = [hashlib.sha256(str(i).encode()).digest() for i in range(2000)]
+    for n in (12, 20):
+        assert all(DeidKeys._b32(d, n) == base64.b32encode(d).decode()[:n] for d in digests)
 
 
 def test_uid_form_is_valid_2_25():
