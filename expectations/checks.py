@@ -65,14 +65,16 @@ def _suite_check(key: dg.AssetKey, suite: Suite, partitions_def, lake_resource_k
                 def batch_ref() -> str:
                     return secret.deid_keys().batch_ref(ref.team, ref.dataset, ref.batch)
             outcome = validate_dataset(store, suite, ref.team, ref.dataset, ref.batch, batch_ref)
+            scope = (ref.team, ref.dataset, batch_ref() if batch_ref else None)
         else:
+            scope = None
             ds = store.dataset(suite.zone, suite.name)
             outcome = None if ds is None else validate(
                 ds.to_table(columns=[c for c in ds.schema.names if c in suite.columns()]), suite)
         if outcome is None:
             return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR,
                                        metadata={"error": f"table {suite.table_id} does not exist"})
-        record(store, suite.table_id, outcome, context.run.run_id)
+        record(store, suite.table_id, outcome, context.run.run_id, batch=scope)
         failed = outcome.failed
         return dg.AssetCheckResult(
             passed=outcome.success,

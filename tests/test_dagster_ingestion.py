@@ -87,6 +87,8 @@ def test_a_batch_check_validates_the_rows_that_batch_wrote(lakehouse):
         assert second.success
     history = lh.store.read("program", "validation_history").to_pylist()
     rows = {r["table"]: r["element_count"] for r in history if r["run_id"] == second.run_id}
+    assert {(r["team"], r["dataset"], len(r["batch_ref"])) for r in history} == {("tvgh", "liver-ct", 20)}
+    assert len({r["batch_ref"] for r in history}) == 2   # keyed, never the folder name
     # Each batch brings 2 images and 4 files: its rows only, though the dataset holds twice as many.
     assert rows["deid.instances"] == 2 and rows["restricted.source_instances"] == 2
     assert rows["restricted.landed_files"] == 4 and rows["deid.deid_audit"] == 2

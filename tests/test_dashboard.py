@@ -114,9 +114,16 @@ def _v(table, exp, ok, at, run):
             "element_count": 10, "run_id": run, "checked_at": at}
 
 
+def _batch_v(batch, exp, ok, at, run):
+    return {**_v("deid.annotations", exp, ok, at, run), "team": "ntu", "dataset": "ccta", "batch_ref": batch}
+
+
+# Whole-table rows (as histories written before batches were recorded), then two batches' checks.
 VALIDATIONS = [_v("deid.cases", "not_null", False, T1, "r1"), _v("deid.cases", "unique", False, T1, "r1"),
                _v("deid.cases", "not_null", True, T2, "r2"), _v("deid.cases", "unique", False, T2, "r2"),
-               _v("deid.instances", "not_null", True, T2, "r2"), _v("deid.instances", "in_set", True, T2, "r2")]
+               _v("deid.instances", "not_null", True, T2, "r2"), _v("deid.instances", "in_set", True, T2, "r2"),
+               _batch_v("REFB1", "resolved", False, T1, "r3"), _batch_v("REFB1", "unique", True, T1, "r3"),
+               _batch_v("REFB2", "resolved", True, T2, "r4"), _batch_v("REFB2", "unique", True, T2, "r4")]
 
 ALL_TABLES = {PROGRESS_BY_DATASET: DATASETS, PROGRESS_BY_TEAM: TEAMS, CONSENT_SUMMARY: CONSENT,
               PROGRESS_HISTORY: HISTORY, IDENTIFIER_CHECKS: ID_CHECKS, VALIDATION_HISTORY: VALIDATIONS}
@@ -221,10 +228,12 @@ def test_validation_status(page):
     # latest check per batch: ntu/b1 passed on re-check, tvgh/b1 failed
     assert (t["idcheck-batches"], t["idcheck-passed"], t["idcheck-failed"], t["idcheck-findings"]) == \
         ("4", "3", "1", "2")
-    # latest run per table: deid.cases 1 failing of 2, deid.instances 0 of 2
+    # latest run per table and batch: deid.cases 1 failing of 2, deid.instances 0 of 2, deid.annotations
+    # 1 of 4: batch B1's fault stays on the board after batch B2 passed
     assert (t["quality-tables"], t["quality-expectations"], t["quality-failing"], t["quality-tables-failing"]) == \
-        ("2", "4", "1", "1")
+        ("3", "8", "2", "2")
     assert t["quality-deid.cases-failing"] == "1" and t["quality-deid.instances-failing"] == "0"
+    assert t["quality-deid.annotations-failing"] == "1"
 
 
 def test_self_contained_and_no_network(page, tmp_path):

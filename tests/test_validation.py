@@ -23,6 +23,7 @@ from medlake.lake.tables import (
     STUDIES,
 )
 from medlake.validation import VALIDATION_HISTORY, load_suite, load_suites, record, validate
+from medlake.validation.history import history_rows
 from medlake.validation.runner import WITHHELD
 from medlake.validation.suite import SuiteError
 from pipelines.resources import LakeResource
@@ -272,6 +273,21 @@ def test_record_appends_history_rows(tmp_path, suites):
     bad = [r for r in rows if not r["success"]]
     assert {(r["expectation"], r["column"], r["unexpected_count"], r["run_id"]) for r in bad} == {
         ("medlake_column_equals_sum", "files_landed", 1, "run-1"), ("medlake_column_equals_sum", "files_landed", 1, "run-2")}
+
+
+def test_history_written_before_batches_were_recorded_gains_the_columns(tmp_path, suites):
+    from medlake.lake import DeltaStore, Lake
+
+    store = DeltaStore(Lake.from_root(str(tmp_path / "lake")))
+    suite = suites["restricted.batches"]
+    outcome = validate(_changed("restricted.batches", {}), suite)
+    old_columns = [c for c in VALIDATION_HISTORY.column_names if c not in ("team", "dataset", "batch_ref")]
+    store.append("program", "validation_history", history_rows(suite.table_id, outcome, "run-0").select(old_columns))
+    record(store, suite.table_id, outcome, "run-1", batch=("tvgh", "liver-ct", "ABCDEFGHIJKLMNOPQRST"))
+    rows = store.read("program", "validation_history").to_pylist()
+    assert {(r["run_id"], r["team"], r["batch_ref"]) for r in rows} == {
+        ("run-0", None, None), ("run-1", "tvgh", "ABCDEFGHIJKLMNOPQRST")}
+    assert len(rows) == 2 * len(suite.expectations)
 
 
 # --- one batch's rows, keys against the dataset -------------------------------------------------

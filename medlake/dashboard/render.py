@@ -378,8 +378,8 @@ def _section_validation(ctx: _Ctx) -> str:
     en, zh = "Validation status", "驗證狀態"
     parts = [f'<section data-testid="validation">{_heading(en, zh)}',
              '<p class="note">Counts only. Identifier checks: an independent scan of every de-identified batch '
-             'for remaining personal identifiers (latest check per batch). Data quality: the latest validation '
-             'of each lake table against its rules.</p><div class="grid2">']
+             'for remaining personal identifiers (latest check per batch). Data quality: each lake table against '
+             'its rules, the latest validation of each batch that wrote to it.</p><div class="grid2">']
     rows = _rows(ctx.tables, "identifier_checks")
     if not rows:
         parts.append('<div data-testid="identifier-checks-missing"><h3>Identifier checks 去識別化檢查</h3>'
@@ -408,16 +408,24 @@ def _section_validation(ctx: _Ctx) -> str:
                      '<p class="note">No data-quality validation has been recorded yet '
                      '(table program/validation_history).</p></div>')
     else:
-        last_at: dict[str, Any] = {}
+        # A batch's check validates that batch's rows: a fault stays on the board until the batch is
+        # validated again, whatever other batches did since. Rows without a batch (whole tables,
+        # and histories written before batches were recorded) count as one validation per table.
+        def scope(r) -> tuple:
+            return r["table"], r.get("team"), r.get("dataset"), r.get("batch_ref")
+
+        latest_of: dict[tuple, Any] = {}
         for r in rows:
-            if r["table"] not in last_at or r["checked_at"] > last_at[r["table"]]:
-                last_at[r["table"]] = r["checked_at"]
+            if scope(r) not in latest_of or r["checked_at"] > latest_of[scope(r)]:
+                latest_of[scope(r)] = r["checked_at"]
+        last_at: dict[str, Any] = {}
         per: dict[str, list[int]] = {}
         for r in rows:
-            if r["checked_at"] == last_at[r["table"]]:
+            if r["checked_at"] == latest_of[scope(r)]:
                 c = per.setdefault(r["table"], [0, 0])
                 c[0] += 1
                 c[1] += 0 if r["success"] else 1
+                last_at[r["table"]] = max(last_at.get(r["table"], r["checked_at"]), r["checked_at"])
         failing = sum(c[1] for c in per.values())
         checked = sum(c[0] for c in per.values())
         bad_tables = sum(1 for c in per.values() if c[1])

@@ -97,11 +97,14 @@ class DeltaStore:
         _with_commit_retries(attempt)
         return self.version(zone, name)  # type: ignore[return-value]
 
-    def append(self, zone: str, name: str, data: pa.Table, partition_by: Sequence[str] | None = None) -> int:
+    def append(self, zone: str, name: str, data: pa.Table, partition_by: Sequence[str] | None = None,
+               add_columns: bool = False) -> int:
+        """Append rows; with `add_columns`, columns the table lacks are added to it (older rows: null)."""
         uri = self.uri(zone, name)
         opts = self.lake.storage_options or None
         _with_commit_retries(lambda: write_deltalake(
-            uri, data, mode="append", partition_by=list(partition_by or []) or None, storage_options=opts))
+            uri, data, mode="append", partition_by=list(partition_by or []) or None, storage_options=opts,
+            schema_mode="merge" if add_columns else None))
         return self.version(zone, name)  # type: ignore[return-value]
 
     def upsert(

@@ -27,23 +27,30 @@ VALIDATION_HISTORY = TableDef(
         Column("element_count", pa.int64(), "rows validated", False),
         Column("run_id", _STR, "the Dagster run (or caller's) id", False),
         Column("checked_at", pa.timestamp("us", tz="UTC"), "when", False),
+        # Added after the first release: lakes written before have them null (see `record`).
+        Column("team", _STR, "team of the export batch whose check this was; null: a whole table"),
+        Column("dataset", _STR, "that batch's dataset"),
+        Column("batch_ref", _STR, "that batch's keyed reference (folder names are hospital text)"),
     ),
 )
 
 
 def history_rows(table_id: str, outcome: ValidationOutcome, run_id: str,
-                 checked_at: datetime.datetime | None = None) -> pa.Table:
+                 checked_at: datetime.datetime | None = None, batch: tuple[str, str, str | None] | None = None,
+                 ) -> pa.Table:
     at = checked_at or datetime.datetime.now(datetime.UTC)
+    team, dataset, batch_ref = batch or (None, None, None)
     return VALIDATION_HISTORY.from_rows([
         {"table": table_id, "expectation": r.expectation, "column": r.column or "", "success": r.success,
          "unexpected_count": r.unexpected_count, "element_count": outcome.row_count, "run_id": run_id,
-         "checked_at": at}
+         "checked_at": at, "team": team, "dataset": dataset, "batch_ref": batch_ref}
         for r in outcome.results])
 
 
 def record(store, table_id: str, outcome: ValidationOutcome, run_id: str,
-           checked_at: datetime.datetime | None = None) -> int:
-    """Append the outcome to program/validation_history; returns the table's new version."""
+           checked_at: datetime.datetime | None = None, batch: tuple[str, str, str | None] | None = None) -> int:
+    """Append the outcome to program/validation_history; returns the table's new version. `batch`:
+    (team, dataset, batch_ref) of the export batch whose check this was."""
     t = VALIDATION_HISTORY
-    return store.append(t.zone, t.name, history_rows(table_id, outcome, run_id, checked_at),
-                        partition_by=t.partition_by)
+    return store.append(t.zone, t.name, history_rows(table_id, outcome, run_id, checked_at, batch),
+                        partition_by=t.partition_by, add_columns=True)
