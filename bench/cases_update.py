@@ -12,16 +12,14 @@ bench/results/cases_update.json.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import time
 from pathlib import Path
 
+from bench.fullscale_lake import batch_args
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "cases_update.json"
-HOME = REPO / "bench" / "work" / "fullscale" / "1.0" / "home"
-KEY = "medlake-bench-fullscale-key-0123456789abcdef"   # the full-size bench's key (bench/fullscale.py)
 BASELINE_REV = "e3487a3"   # the last commit that rebuilt a batch's dataset whole
 
 
@@ -38,15 +36,7 @@ def _baseline_annotations():
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--home", default=str(HOME))
-    ap.add_argument("--team", default="tmu")
-    ap.add_argument("--dataset", default="lung-xray")
-    ap.add_argument("--batch", default="2020-01-05-i")
-    a = ap.parse_args()
-    if not Path(a.home, "lake", "deid").is_dir():
-        raise SystemExit(f"cases_update: no lake under {a.home}: run `python -m bench fullscale` first")
-    os.environ.setdefault("MEDLAKE_SECRET_KEY", KEY)
+    a = batch_args(__doc__, "cases_update")
     import pyarrow.dataset as pads
 
     from medlake.cases.annotations import batch_annotations

@@ -11,28 +11,18 @@ full-size run's checks passed. Writes bench/results/validation_batch.json.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import time
 from pathlib import Path
 
+from bench.fullscale_lake import batch_args
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "validation_batch.json"
-HOME = REPO / "bench" / "work" / "fullscale" / "1.0" / "home"
-KEY = "medlake-bench-fullscale-key-0123456789abcdef"   # the full-size bench's key (bench/fullscale.py)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--home", default=str(HOME))
-    ap.add_argument("--team", default="tmu")
-    ap.add_argument("--dataset", default="lung-xray")
-    ap.add_argument("--batch", default="2020-01-05-i")
-    a = ap.parse_args()
-    if not Path(a.home, "lake", "deid").is_dir():
-        raise SystemExit(f"validation_batch: no lake under {a.home}: run `python -m bench fullscale` first")
-    os.environ.setdefault("MEDLAKE_SECRET_KEY", KEY)
+    a = batch_args(__doc__, "validation_batch")
     from medlake.deid.keys import DeidKeys
     from medlake.lake import DeltaStore, Lake
     from medlake.validation import load_suites, validate
