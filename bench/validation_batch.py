@@ -37,7 +37,7 @@ def main() -> None:
         s = time.perf_counter()
         before = validate_dataset(store, suite, a.team, a.dataset)
         mid = time.perf_counter()
-        now = validate_dataset(store, suite, a.team, a.dataset, a.batch, lambda: ref)
+        now = validate_dataset(store, suite, a.team, a.dataset, a.batch, ref)
         end = time.perf_counter()
         per_suite[table_id] = {"before_rows": before.row_count, "before_s": round(mid - s, 2),
                                "now_rows": now.row_count, "now_s": round(end - mid, 2),

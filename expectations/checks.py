@@ -60,12 +60,10 @@ def _suite_check(key: dg.AssetKey, suite: Suite, partitions_def, lake_resource_k
             ref = BatchRef.from_key(context.partition_key)
             batch_ref = None
             if secret_resource_key:
-                secret = getattr(context.resources, secret_resource_key)
-
-                def batch_ref() -> str:
-                    return secret.deid_keys().batch_ref(ref.team, ref.dataset, ref.batch)
+                keys = getattr(context.resources, secret_resource_key).deid_keys()
+                batch_ref = keys.batch_ref(ref.team, ref.dataset, ref.batch)
             outcome = validate_dataset(store, suite, ref.team, ref.dataset, ref.batch, batch_ref)
-            scope = (ref.team, ref.dataset, batch_ref() if batch_ref else None)
+            scope = (ref.team, ref.dataset, batch_ref)
         else:
             scope = None
             ds = store.dataset(suite.zone, suite.name)

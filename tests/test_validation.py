@@ -315,7 +315,7 @@ def test_a_batch_is_validated_on_its_rows_with_keys_checked_against_the_dataset(
     store = _two_batches(tmp_path, "deid.instances", first, second)
     suite = suites["deid.instances"]
 
-    batch = validate_dataset(store, suite, "tvgh", "liver-ct", "2019-10-01", lambda: REF_2)
+    batch = validate_dataset(store, suite, "tvgh", "liver-ct", "2019-10-01", REF_2)
     assert batch.row_count == 4
     failed = {(r.expectation, r.column): r for r in batch.failed}
     assert set(failed) == {("expect_compound_columns_to_be_unique", "team,dataset,sop_instance_uid"),
@@ -334,7 +334,7 @@ def test_a_batch_is_validated_on_its_rows_with_keys_checked_against_the_dataset(
         ("expect_column_values_to_be_between", "pixel_spacing_col"): 1}
 
     # The first batch now: its row 4 is repeated by the second, its own fault is its own.
-    earlier = validate_dataset(store, suite, "tvgh", "liver-ct", "2019-09-15", lambda: REF_1)
+    earlier = validate_dataset(store, suite, "tvgh", "liver-ct", "2019-09-15", REF_1)
     assert {(r.expectation, r.column): r.unexpected_count for r in earlier.failed} == {
         ("expect_compound_columns_to_be_unique", "team,dataset,sop_instance_uid"): 1,
         ("expect_column_values_to_be_between", "pixel_spacing_col"): 1}
@@ -347,30 +347,30 @@ def test_restricted_rows_are_found_by_folder_and_series_by_the_batch_instances(t
     first = [_source(i) for i in range(3)]
     second = [{**_source(i), "batch": "b2"} for i in range(3, 5)] + [{**_source(1), "batch": "b2"}]
     store = _two_batches(tmp_path / "r", "restricted.source_instances", first, second)
-    out = validate_dataset(store, suite, "tvgh", "liver-ct", "b2", lambda: REF_2)
+    out = validate_dataset(store, suite, "tvgh", "liver-ct", "b2", REF_2)
     assert out.row_count == 3
     assert [(r.expectation, r.unexpected_count, r.example_keys) for r in out.failed] == [
         ("expect_compound_columns_to_be_unique", 1, [("row", 2)])]   # restricted: row numbers, never values
     other_dataset = [{**_source(i), "dataset": "lung-ct", "batch": "b2"} for i in range(3)]
     store = _two_batches(tmp_path / "o", "restricted.source_instances", first, other_dataset)
-    assert validate_dataset(store, suite, "tvgh", "liver-ct", "b2", lambda: REF_2).row_count == 0
+    assert validate_dataset(store, suite, "tvgh", "liver-ct", "b2", REF_2).row_count == 0
 
     # A batch that re-sent an object with other content also rewrote the earlier batch's rows.
     conflict = [{**_quarantine(0), "batch": "b2", "reason_code": "conflicting_sop_instance"}]
     store = _two_batches(tmp_path / "c", "restricted.source_instances", first, second)
     store.append("restricted", "quarantine", QUARANTINE.from_rows(conflict))
-    assert validate_dataset(store, suite, "tvgh", "liver-ct", "b2", lambda: REF_2).row_count == 6
-    assert validate_dataset(store, suite, "tvgh", "liver-ct", "b1", lambda: REF_2).row_count == 3
+    assert validate_dataset(store, suite, "tvgh", "liver-ct", "b2", REF_2).row_count == 6
+    assert validate_dataset(store, suite, "tvgh", "liver-ct", "b1", REF_2).row_count == 3
 
     # Series: those the batch's instances belong to; no instances table yet: the whole slice.
     store = _two_batches(tmp_path / "s", "deid.series", [_series(i) for i in range(4)], [])
-    assert validate_dataset(store, suites["deid.series"], "tvgh", "liver-ct", "b2", lambda: REF_2).row_count == 4
+    assert validate_dataset(store, suites["deid.series"], "tvgh", "liver-ct", "b2", REF_2).row_count == 4
     store.append("deid", "instances", INSTANCES.from_rows(
         [{**_instance(i), "batch_ref": REF_2, "series_instance_uid": _uid(3)} for i in range(10, 13)]
         + [_instance(i) for i in range(3)]))
-    out = validate_dataset(store, suites["deid.series"], "tvgh", "liver-ct", "b2", lambda: REF_2)
+    out = validate_dataset(store, suites["deid.series"], "tvgh", "liver-ct", "b2", REF_2)
     assert out.row_count == 1 and out.success
-    assert validate_dataset(store, suites["deid.cases"], "tvgh", "liver-ct", "b2", lambda: REF_2) is None
+    assert validate_dataset(store, suites["deid.cases"], "tvgh", "liver-ct", "b2", REF_2) is None
 
 
 # --- Dagster -----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.dataset as pads
 
 from medlake.annotations import AnnotationProblem, mask_shape, read_annotation
-from medlake.lake.delta import DeltaStore
+from medlake.lake.delta import DeltaStore, matching
 
 DICOM_ANNOTATION_KINDS = ("rtstruct", "seg", "sr", "presentation_state")
 
@@ -18,7 +18,7 @@ def batch_annotations(store: DeltaStore, team: str, dataset: str, batch_ref: str
     """(annotation rows, problem rows) for the batch's de-identified annotation objects."""
     lake_files = store.lake.objects()  # fetch() brings an object of a remote lake to this machine once
     key = {"team": team, "dataset": dataset, "batch_ref": batch_ref}
-    dataset_filter = (pads.field("team") == team) & (pads.field("dataset") == dataset)
+    dataset_filter = matching(team=team, dataset=dataset)
     batch_filter = dataset_filter & (pads.field("batch_ref") == batch_ref)
     instances = store.dataset("deid", "instances")
     objects: list[tuple[str, str, str]] = []  # (object id, kind, path)

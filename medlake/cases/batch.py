@@ -8,13 +8,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 
 from medlake.cases.annotations import batch_annotations
 from medlake.cases.build import build_cases, case_pseudonyms
 from medlake.cases.update import apply_update, plan_update
 from medlake.deid.keys import DeidKeys
-from medlake.lake.delta import DeltaStore, where
+from medlake.lake.delta import DeltaStore, matching, where
 from medlake.lake.tables import ANNOTATION_PROBLEMS, ANNOTATIONS, CASES
 from medlake.landing import BatchRef
 from medlake.program import Registry
@@ -53,7 +52,7 @@ def annotate_and_count(store: DeltaStore, keys: DeidKeys, registry: Registry, re
                                       where(team=ref.team, dataset=ref.dataset), CASES.partition_by)
     v["cases"] = version
     cases = store.read("deid", "cases", ["annotation_status", "instances", "slides"],
-                       filter=(pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset))
+                       filter=matching(team=ref.team, dataset=ref.dataset))
     out.cases = cases.num_rows
     out.status = {c["values"]: c["counts"] for c in pc.value_counts(cases.column("annotation_status")).to_pylist()}
     empty = pc.and_(pc.equal(pc.fill_null(cases.column("instances"), 0), 0),

@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 
 from medlake.consent.status import withdrawn_patient_ids
 from medlake.deid.keys import DeidKeys
-from medlake.lake.delta import DeltaStore
+from medlake.lake.delta import DeltaStore, matching
 from medlake.lake.tables import CASES
 from medlake.program import Registry
 
@@ -132,4 +131,4 @@ def dataset_rows(store: DeltaStore, zone: str, name: str, team: str, dataset: st
     ds = store.dataset(zone, name)
     if ds is None:
         return pa.table({c: pa.array([], pa.string()) for c in columns})
-    return ds.to_table(columns=columns, filter=(pads.field("team") == team) & (pads.field("dataset") == dataset))
+    return ds.to_table(columns=columns, filter=matching(team=team, dataset=dataset))

@@ -22,7 +22,7 @@ import pyarrow.dataset as pads
 from medlake.cases.build import annotation_status, case_inputs, case_row, dataset_rows, part_of
 from medlake.consent.status import withdrawn_patient_ids
 from medlake.deid.keys import DeidKeys
-from medlake.lake.delta import DeltaStore, sql_literal, where
+from medlake.lake.delta import DeltaStore, matching, sql_literal, where
 from medlake.lake.tables import ANNOTATIONS, CASES, INSTANCES, SLIDES
 from medlake.program import Registry
 
@@ -104,7 +104,7 @@ def apply_update(store: DeltaStore, keys: DeidKeys, registry: Registry, plan: Ca
     came out wrong and it must be rebuilt."""
     spec = registry.dataset(plan.dataset)
     team, dataset = plan.team, plan.dataset
-    in_dataset = (pads.field("team") == team) & (pads.field("dataset") == dataset)
+    in_dataset = matching(team=team, dataset=dataset)
     instances = store.dataset("deid", "instances")
     slides = store.dataset("deid", "slides")
 
@@ -168,7 +168,7 @@ def _reached(existing: pa.Table, studies: set[str], cases: set[str], mine: set[s
 def _inputs(store: DeltaStore, team: str, dataset: str, studies: set[str], cases: set[str]
             ) -> tuple[pa.Table, pa.Table, pa.Table]:
     """deid instances, slides and annotations that bear on the given studies and cases."""
-    in_dataset = (pads.field("team") == team) & (pads.field("dataset") == dataset)
+    in_dataset = matching(team=team, dataset=dataset)
     wanted = sorted(studies)
     image_columns = ["kind", "study_instance_uid", "series_instance_uid", "sop_instance_uid", "modality",
                      "number_of_frames"]

@@ -18,19 +18,13 @@ other content: ingestion then rewrote that batch's rows too (medlake/ingest/dupl
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from medlake.lake.delta import DeltaStore
+from medlake.lake.delta import DeltaStore, matching
 from medlake.validation.outcome import ValidationOutcome
 from medlake.validation.runner import UNIQUENESS, validate
 from medlake.validation.suite import Suite
-
-
-def slice_filter(team: str, dataset: str) -> pads.Expression:
-    return (pads.field("team") == team) & (pads.field("dataset") == dataset)
 
 
 # Summary tables whose rows follow from the deid instances of one series or study.
@@ -40,29 +34,27 @@ _RETRACTING = "conflicting_sop_instance"
 
 
 def batch_filter(store: DeltaStore, suite: Suite, columns: list[str], team: str, dataset: str,
-                 batch: str, batch_ref: Callable[[], str]) -> pads.Expression | None:
-    """The rows one batch wrote, or None when that cannot be told (validate the whole slice).
-    `batch_ref()` gives the batch's keyed reference; it is asked for only by deid tables."""
+                 batch: str, batch_ref: str) -> pads.Expression | None:
+    """The rows one batch wrote, or None when that cannot be told (validate the whole slice)."""
     if _changed_other_batches(store, team, dataset, batch):
         return None
     if "batch" in columns:
         return pads.field("batch") == batch
     if "batch_ref" in columns:
-        return pads.field("batch_ref") == batch_ref()
+        return pads.field("batch_ref") == batch_ref
     key = _FROM_INSTANCES.get(suite.table_id)
     instances = store.dataset("deid", "instances") if key else None
     if instances is None or key not in columns:
         return None
-    uids = instances.to_table(columns=[key], filter=slice_filter(team, dataset)
-                              & (pads.field("batch_ref") == batch_ref())).column(key)
+    uids = instances.to_table(columns=[key], filter=matching(team=team, dataset=dataset)
+                              & (pads.field("batch_ref") == batch_ref)).column(key)
     return pads.field(key).isin(pc.unique(uids))
 
 
 def _changed_other_batches(store: DeltaStore, team: str, dataset: str, batch: str) -> bool:
     quarantine = store.dataset("restricted", "quarantine")
     return quarantine is not None and quarantine.count_rows(
-        filter=slice_filter(team, dataset) & (pads.field("batch") == batch)
-        & (pads.field("reason_code") == _RETRACTING)) > 0
+        filter=matching(team=team, dataset=dataset, batch=batch, reason_code=_RETRACTING)) > 0
 
 
 def unique_key_columns(suite: Suite) -> list[str]:
@@ -70,7 +62,7 @@ def unique_key_columns(suite: Suite) -> list[str]:
 
 
 def validate_dataset(store: DeltaStore, suite: Suite, team: str, dataset: str, batch: str | None = None,
-                     batch_ref: Callable[[], str] | None = None) -> ValidationOutcome | None:
+                     batch_ref: str | None = None) -> ValidationOutcome | None:
     """Validate the (team, dataset) slice of the suite's table (None when the table does not exist);
     with `batch` (its folder name) and `batch_ref`, only the rows that batch wrote, their keys
     checked against the whole slice's."""
@@ -79,7 +71,7 @@ def validate_dataset(store: DeltaStore, suite: Suite, team: str, dataset: str, b
         return None
     names = ds.schema.names
     columns = [c for c in names if c in suite.columns()]
-    where = slice_filter(team, dataset)
+    where = matching(team=team, dataset=dataset)
     rows = None
     if batch is not None and batch_ref is not None:
         rows = batch_filter(store, suite, names, team, dataset, batch, batch_ref)
