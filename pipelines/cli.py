@@ -9,15 +9,19 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from medlake.program import RegistryError, load_registry
 from medlake.settings import SECRET_KEY_ENV, Settings, SettingsError, ensure_demo_key, secret_key
 
 # Piped output (CI logs, `| less`) gets a width that fits the summary tables instead of 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 132)
-err = Console(stderr=True)
+# Text from data (names, paths, query values, messages quoting them) goes through escape() or Text:
+# rich would read a `[/]` in it as markup and fail. No emoji codes either, which escape() leaves.
+console = Console(width=None if sys.stdout.isatty() else 132, emoji=False)
+err = Console(stderr=True, emoji=False)
 
 DEMO_CASES = 4
 DEMO_SEED = 2019
@@ -25,7 +29,7 @@ DEMO_AS_OF = "2019-09-15"
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]medlake:[/] {message}")
+    err.print(f"[bold red]medlake:[/] {escape(message)}")
     sys.exit(code)
 
 
@@ -74,7 +78,7 @@ def _run(settings: Settings) -> int:
     from medlake.progress.stale import programme_stale
 
     if todo == 0 and not programme_stale(store, landing):
-        console.print(f"Nothing new in the landing zone {s.landing}.")
+        console.print(f"Nothing new in the landing zone {escape(s.landing)}.")
         return 0
     from pipelines.runner import run_pending  # Dagster costs a second to import: only when there is work
 
@@ -84,13 +88,13 @@ def _run(settings: Settings) -> int:
         state = {"n": 0}
 
         def start(key: str, files: int) -> None:
-            bar.update(task, description=f"ingest, de-identify, check {key} ({files} files)")
+            bar.update(task, description=f"ingest, de-identify, check {escape(key)} ({files} files)")
 
         def done(key: str, ok: bool) -> None:
             state["n"] += 1
             bar.update(task, completed=state["n"])
             if not ok:
-                bar.console.print(f"[red]failed:[/] {key} (see the run in the Dagster UI: make ui)")
+                bar.console.print(f"[red]failed:[/] {escape(key)} (see the run in the Dagster UI: make ui)")
 
         report = run_pending(settings, on_batch_start=start, on_batch_done=done, pending=pending)
         bar.update(task, description="processing export batches")
@@ -118,7 +122,7 @@ def demo(cases: int, seed: int) -> None:
         key_file = Path(s.lake) / "restricted" / "_secret_key"
         key, created = ensure_demo_key(key_file)
         os.environ[SECRET_KEY_ENV] = key
-        console.print(f"{'Made' if created else 'Using'} a demo secret key at {key_file} "
+        console.print(f"{'Made' if created else 'Using'} a demo secret key at {escape(str(key_file))} "
                       f"(demo only: for real data set {SECRET_KEY_ENV}).")
     try:
         registry = load_registry(s.program)
@@ -126,7 +130,7 @@ def demo(cases: int, seed: int) -> None:
         _fail(str(e))
     truth = Path(s.landing) / "_synth" / "truth.json"
     if truth.is_file():
-        console.print(f"Landing zone {s.landing} already holds the synthetic programme; not regenerating.")
+        console.print(f"Landing zone {escape(s.landing)} already holds the synthetic programme; not regenerating.")
     else:
         _synthesise(Path(s.landing), registry, cases=cases, seed=seed, tiny=False, batches=1, datasets=None,
                     truth=None)
@@ -134,27 +138,27 @@ def demo(cases: int, seed: int) -> None:
     _print_summary(s)
     _print_releases(s)
     console.print("\n[bold]Where to look[/]")
-    console.print(f"  landing zone (synthetic exports): {s.landing}")
-    console.print(f"  truth file of planted identifiers: {truth}")
-    console.print(f"  restricted zone (identifiers):   {s.lake}/restricted/  (landed_files, source_instances, "
+    console.print(f"  landing zone (synthetic exports): {escape(s.landing)}")
+    console.print(f"  truth file of planted identifiers: {escape(str(truth))}")
+    console.print(f"  restricted zone (identifiers):   {escape(s.lake)}/restricted/  (landed_files, source_instances, "
                   "source_cases, quarantine, batches, vault)")
-    console.print(f"  de-identified zone:              {s.lake}/deid/  (objects/, instances, slides, "
+    console.print(f"  de-identified zone:              {escape(s.lake)}/deid/  (objects/, instances, slides, "
                   "annotation_files, deid_audit)")
-    console.print(f"  cases and annotations:           {s.lake}/deid/cases, deid/annotations, deid/annotation_problems")
-    console.print(f"  identifier checks, validations:  {s.lake}/program/identifier_checks, program/validation_history")
-    console.print(f"  Dagster runs:                    {s.dagster_home}  (make ui, then http://127.0.0.1:3000)")
-    console.print(f"  dashboard (open in a browser):   {s.lake}/program/dashboard/index.html  (medlake dashboard)")
-    console.print(f"  Parquet catalogue and DuckDB:    {s.lake}/catalog/  (medlake query \"SELECT count(*) FROM cases\")")
-    console.print(f"  consent and withdrawals:         {s.lake}/restricted/consent_status, restricted/withdrawal_audit")
+    console.print(f"  cases and annotations:           {escape(s.lake)}/deid/cases, deid/annotations, deid/annotation_problems")
+    console.print(f"  identifier checks, validations:  {escape(s.lake)}/program/identifier_checks, program/validation_history")
+    console.print(f"  Dagster runs:                    {escape(s.dagster_home)}  (make ui, then http://127.0.0.1:3000)")
+    console.print(f"  dashboard (open in a browser):   {escape(s.lake)}/program/dashboard/index.html  (medlake dashboard)")
+    console.print(f"  Parquet catalogue and DuckDB:    {escape(s.lake)}/catalog/  (medlake query \"SELECT count(*) FROM cases\")")
+    console.print(f"  consent and withdrawals:         {escape(s.lake)}/restricted/consent_status, restricted/withdrawal_audit")
     from medlake.reports.releases import releases_summary
 
     published = len(releases_summary(s.releases))
-    console.print(f"  releases (tiers, applications):  {s.releases}/  (medlake releases): " + (
+    console.print(f"  releases (tiers, applications):  {escape(s.releases)}/  (medlake releases): " + (
         f"{published} published" if published else
         f"none yet: a release needs at least k = {min(t.min_k for t in registry.sharing_tiers)} eligible "
         "cases (see the cards' re-identification section); try `medlake demo --cases 12` on an empty "
         "MEDLAKE_HOME"))
-    console.print(f"  dataset cards:                   {s.lake}/program/dataset_cards/")
+    console.print(f"  dataset cards:                   {escape(s.lake)}/program/dataset_cards/")
     console.print("  in the terminal:                 medlake status")
     sys.exit(code)
 
@@ -170,8 +174,8 @@ def _synthesise(out: Path, registry, *, cases: int, seed: int, tiny: bool, batch
         task = bar.add_task("writing synthetic exports", total=None)
         report = generate(out, registry, spec, truth_path=truth,
                           progress=lambda done, total: bar.update(task, completed=done, total=total))
-    console.print(f"Wrote {report.cases} cases in {report.batches} batches ({report.files} files) to {out}; "
-                  f"truth file {report.truth_path}")
+    console.print(f"Wrote {report.cases} cases in {report.batches} batches ({report.files} files) to {escape(str(out))}; "
+                  f"truth file {escape(str(report.truth_path))}")
 
 
 @main.command()
@@ -210,7 +214,7 @@ def status() -> None:
     """Status per dataset: ingestion, de-identification, and cases by annotation status."""
     s = Settings.from_env().absolute()
     if not _print_summary(s):
-        console.print(f"No batches ingested yet in {s.lake}. Land exports in {s.landing} and run `medlake run`.")
+        console.print(f"No batches ingested yet in {escape(s.lake)}. Land exports in {escape(s.landing)} and run `medlake run`.")
 
 
 def _print_summary(s: Settings) -> bool:
@@ -224,7 +228,7 @@ def _print_summary(s: Settings) -> bool:
     printed = _per_dataset_table("Ingested export batches", ingestion_summary(store), {
         "batches": "batches", "refused": "refused", "files": "files", "objects": "objects", "cases": "cases",
         "case_rows_refused": "rows refused", "quarantined": "files quarantined", "duplicates": "duplicates"})
-    verdicts = {True: "[green]passed[/]", False: "[red]FAILED[/]", None: "not run"}
+    verdicts = {True: Text("passed", style="green"), False: Text("FAILED", style="red"), None: Text("not run")}
     deid_rows = [{**r, "identifier_check": verdicts[r["identifier_check_passed"]]} for r in deid_summary(store)]
     printed |= _per_dataset_table("De-identified (deid zone)", deid_rows, {
         "dicom": "DICOM objects", "slides": "slides", "annotation_files": "annotation files",
@@ -244,9 +248,14 @@ def _per_dataset_table(title: str, rows: list[dict], columns: dict[str, str]) ->
     for heading in columns.values():
         table.add_column(heading, justify="right")
     for r in rows:
-        table.add_row(r["team"], r["dataset"], *(str(r[k]) for k in columns))
+        table.add_row(_cell(r["team"]), _cell(r["dataset"]), *(_cell(r[k]) for k in columns))
     console.print(table)
     return True
+
+
+def _cell(value) -> Text:
+    """A table cell shown as written (a str cell would be read as markup); None is blank."""
+    return value if isinstance(value, Text) else Text("" if value is None else str(value))
 
 
 def _print_progress(store) -> bool:
@@ -259,7 +268,7 @@ def _print_progress(store) -> bool:
     for c in ("scope", "team", "datasets", "cases", "target", "achievement"):
         table.add_column(c, justify="left" if c in ("scope", "team") else "right")
     for r in rows:
-        table.add_row(r["scope"], r["team"], str(r["datasets"]), f"{r['cases']:,}", f"{r['target']:,}",
+        table.add_row(_cell(r["scope"]), _cell(r["team"]), str(r["datasets"]), f"{r['cases']:,}", f"{r['target']:,}",
                       f"{100 * r['achievement']:.1f}%" if r["achievement"] is not None else "-")
     console.print(table)
     return True
@@ -279,11 +288,12 @@ def _print_releases(s: Settings) -> bool:
 
     rows = releases_summary(s.releases)
     if rows:
-        table = Table(title=f"Releases under {s.releases} (latest versions)")
+        table = Table(title=f"Releases under {escape(s.releases)} (latest versions)")
         for c in ("release", "version", "released_on", "cases", "contents", "k"):
             table.add_column(c.replace("_", " "), justify="right" if c == "cases" else "left")
         for r in rows:
-            table.add_row(r["release"], r["version"], r["released_on"], f"{r['cases']:,}", r["contents"], r["k"])
+            table.add_row(*(_cell(r[c]) for c in ("release", "version", "released_on")), f"{r['cases']:,}",
+                          _cell(r["contents"]), _cell(r["k"]))
         console.print(table)
     store = DeltaStore(Lake.from_root(s.lake))
     apps = store.dataset("program", "applications")
@@ -297,8 +307,8 @@ def _print_releases(s: Settings) -> bool:
         for c in ("application", "institution", "datasets", "status", "expires", "overdue reports"):
             table.add_column(c)
         for a in sorted(apps.to_table().to_pylist(), key=lambda a: a["application_id"]):
-            table.add_row(a["application_id"], a["institution"] or "", ", ".join(a["datasets"]), a["status"],
-                          str(a["expires"] or ""), str(overdue.get(a["application_id"], "")))
+            table.add_row(_cell(a["application_id"]), _cell(a["institution"]), _cell(", ".join(a["datasets"])),
+                          _cell(a["status"]), _cell(a["expires"]), _cell(overdue.get(a["application_id"])))
         console.print(table)
     return bool(rows) or apps is not None
 
@@ -327,9 +337,9 @@ def query(sql: str, as_csv: bool) -> None:
         return
     table = Table(show_lines=False)
     for name in result.column_names:
-        table.add_column(name)
+        table.add_column(_cell(name))
     for row in result.to_pylist():
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
+        table.add_row(*(_cell(v) for v in row.values()))
     console.print(table)
 
 
@@ -352,7 +362,7 @@ def dashboard(open_it: bool, serve: bool, port: int) -> None:
 
         handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(path.parent))
         with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as httpd:
-            console.print(f"Serving {path} on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
+            console.print(f"Serving {escape(str(path))} on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
             try:
                 httpd.serve_forever()
             except KeyboardInterrupt:
@@ -362,7 +372,7 @@ def dashboard(open_it: bool, serve: bool, port: int) -> None:
         import webbrowser
 
         webbrowser.open(path.as_uri())
-    console.print(str(path))
+    console.print(escape(str(path)))
 
 
 if __name__ == "__main__":
