@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import html
 import re
+from collections import Counter
 
 import pyarrow as pa
 
 from medlake.sharing.card import CARD_SECTIONS, CardFacts, missing_sections, render_card
 from medlake.sharing.kanon import describe, k_anonymise
+
+from conftest import registry_with
 
 PROGRAMME = "National medical-imaging AI dataset programme"
 
@@ -146,3 +150,91 @@ def test_missing_sections_detects_an_emptied_or_absent_section():
 def test_caller_text_cannot_open_a_section():
     card = render_card(_minimal(case_definition="one study\n## How to cite\n", limitations=["a\n\n## Consent"]))
     assert re.findall(r"^## (.+)$", card, re.M) == list(CARD_SECTIONS)
+
+
+# -- text from data is text ------------------------------------------------------------------------
+
+SCRIPT = "<script>alert(1)</script>"
+IMG = '<img src=x onerror="alert(1)">'
+BREAK = "a|b\n# heading"
+
+
+def _html(markdown: str) -> str:
+    from markdown_it import MarkdownIt  # rich's own Markdown parser; the commonmark preset passes raw HTML
+
+    return MarkdownIt("commonmark").enable("table").render(markdown)
+
+
+def _tags(html_text: str) -> Counter:
+    return Counter(re.findall(r"<([a-z0-9]+)", html_text))
+
+
+def _shown(html_text: str) -> str:
+    """The rendered text a reader sees, on one line."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", html_text)).split())
+
+
+def _with_text(**text) -> CardFacts:
+    """_full() with the given data text; the card's structure must not depend on what the text is."""
+    return dataclasses.replace(_full(), **text)
+
+
+HOSTILE = dict(
+    name_en=f"CCTA {SCRIPT}", annotation_description=IMG, annotation_tool=BREAK,
+    case_definition="# not a heading", team_name_en="Lab [x](https://evil.example) & *co*",
+    manufacturers=["-SIEMENS", "1. Philips"], image_format="`DICOM",
+    limitations=["<b>bold</b>", "| x | y |", "1. nested", "- nested"],
+    consent_policy={"A": "releasable", "B": "a|b", "C": "<i>x</i>"},
+)
+PLAIN = dict(
+    name_en="CCTA", annotation_description="x", annotation_tool="x", case_definition="x",
+    team_name_en="Lab", manufacturers=["m", "n"], image_format="DICOM", limitations=["p", "q", "r", "s"],
+    consent_policy={"A": "releasable", "B": "x", "C": "y"},
+)
+
+
+def test_html_and_markdown_in_data_text_render_as_text():
+    card = render_card(_with_text(**HOSTILE))
+    assert "<script" not in card and "<img" not in card and "<b>" not in card
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in card
+    assert "a\\|b \\# heading" in card
+
+    rendered = _html(card)
+    assert "<script" not in rendered and "<img" not in rendered and "<a " not in rendered
+    # The same headings, tables, rows, cells, lists and emphasis as a card of plain text.
+    assert _tags(rendered) == _tags(_html(render_card(_with_text(**PLAIN))))
+    assert re.findall(r"^## (.+)$", card, re.M) == list(CARD_SECTIONS)
+    shown = _shown(rendered)
+    for text in (f"CCTA {SCRIPT}", IMG, "a|b # heading", "# not a heading", "Lab [x](https://evil.example) & *co*",
+                 "-SIEMENS and 1. Philips", "`DICOM", "<b>bold</b>", "| x | y |", "1. nested", "- nested",
+                 "a|b", "<i>x</i>"):
+        assert text in shown, text
+
+
+def test_registry_text_in_a_programme_card_is_escaped(tmp_path, registry):
+    from medlake.lake import DeltaStore, Lake
+    from medlake.sharing.cardfacts import consent_figures, programme_card
+
+    hostile = registry_with(registry, "ccta", name_en=f"CCTA {SCRIPT}", annotation_description=IMG,
+                            annotation_tool=BREAK)
+    store = DeltaStore(Lake.from_root(str(tmp_path / "lake")))
+    card = programme_card(hostile, consent_figures(store), store, "ccta", dt.date(2019, 9, 15))
+    rendered = _html(card)
+    assert "<script" not in card and "<img" not in card and "<script" not in rendered and "<img" not in rendered
+    assert "&lt;script&gt;" in card and "a\\|b \\# heading" in card
+    assert re.findall(r"<h(\d)>", rendered) == ["1"] + ["2"] * len(CARD_SECTIONS)
+    assert f"CCTA {SCRIPT}" in _shown(rendered) and "a|b # heading" in _shown(rendered)
+
+
+def test_application_text_in_an_application_release_card_is_escaped():
+    from medlake.sharing.releases import _application_card
+
+    sources = {"ccta": {"team": "ntu", "version": "2019-09-15a", "cases": 12}}
+    card = _application_card("app|1 <b>", IMG, "2019-09-15a", sources,
+                             {"access_mode": SCRIPT, "expires": "2020-01-01\n# heading"})
+    rendered = _html(card)
+    assert "<img" not in card and "<script" not in card and "<img" not in rendered and "<script" not in rendered
+    assert re.findall(r"<h(\d)>", rendered) == ["1"]
+    assert len(re.findall(r"<tr>", rendered)) == 2
+    shown = _shown(rendered)
+    assert "app|1 <b>" in shown and f"Recipient: {IMG}" in shown and SCRIPT in shown and "2020-01-01 # heading" in shown

@@ -2,8 +2,10 @@
 programme zone.
 
 The card is rendered from CardFacts alone, which holds aggregate facts (counts, ranges, names of
-teams and tools, policy): there is no field a patient identifier could travel in. Caller-supplied
-text is flattened to one line so that it cannot open a heading of its own.
+teams and tools, policy): there is no field a patient identifier could travel in. Every text from
+data enters the card through _inline (or _code for an id in a code span), once: on one line, HTML
+and Markdown escaped (medlake.sharing.markdown_text), so it renders as written and cannot open a
+heading, break a table or become a tag or a link.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+from medlake.sharing.markdown_text import code as _code
+from medlake.sharing.markdown_text import inline as _inline
 
 CARD_SECTIONS: tuple[str, ...] = (
     "Purpose",
@@ -142,16 +147,12 @@ REVIEW_CRITERIA = ("scientific basis", "data literacy", "reasonableness and secu
                    "social impact", "reciprocity")
 
 
-def _inline(text: object) -> str:
-    """Caller text on one line, and no '|' to break a table."""
-    return re.sub(r"\s+", " ", str(text)).strip().replace("|", "/")
-
-
 def _n(x: int) -> str:
     return f"{x:,}"
 
 
 def _join(items: Sequence[str], empty: str = "none") -> str:
+    """Data text (raw: it is escaped here) as "a, b and c"."""
     items = [_inline(i) for i in items if str(i).strip()]
     if not items:
         return empty
@@ -166,8 +167,9 @@ def _range(r: tuple[float, float] | None, unit: str) -> str:
 
 
 def _modality(code: str) -> str:
+    """Raw, for _join: a known code is programme vocabulary, an unknown one is data text."""
     name = _MODALITIES.get(code.upper())
-    return f"{name} ({code})" if name else _inline(code)
+    return f"{name} ({code})" if name else code
 
 
 def _team(f: CardFacts) -> str:
@@ -203,7 +205,7 @@ def _purpose(f: CardFacts) -> str:
 def _source(f: CardFacts) -> str:
     sites = list(f.sites) or [f.team_name_en]
     return "\n".join([
-        f"- Building team: {_team(f)}, team id `{_inline(f.team_id)}`",
+        f"- Building team: {_team(f)}, team id {_code(f.team_id)}",
         f"- Sites: {_join(sites)}",
         f"- Programme: {_programme(f)}",
         "",
@@ -287,7 +289,7 @@ def _deid(f: CardFacts) -> str:
     ]
     for opt in f.deid_options or ():
         name, meaning = PS315_OPTIONS.get(opt, (_inline(opt), ""))
-        lines.append(f"- {name} (`{_inline(opt)}`)" + (f": {meaning}" if meaning else ""))
+        lines.append(f"- {name} ({_code(opt)})" + (f": {meaning}" if meaning else ""))
     if not f.deid_options:
         lines.append("- No options: the basic profile only.")
     if "retain_safe_private" not in f.deid_options:
@@ -326,7 +328,7 @@ def _risk(f: CardFacts) -> str:
         "No re-identification assessment accompanies this card: it describes the dataset, not a "
         "release. Every release is assessed as k-anonymity over age band, sex, study year and team.")
     if f.k_threshold is not None:
-        tier = f" for the {f.tier} tier" if f.tier else ""
+        tier = f" for the {_inline(f.tier)} tier" if f.tier else ""
         text += f"\n\nThreshold{tier}: k = {f.k_threshold}."
     return text
 
@@ -399,7 +401,7 @@ def _cite(f: CardFacts) -> str:
     released = f", released {f.released_on.isoformat()}" if f.released_on else ""
     lines = [
         f"> {_inline(f.programme_name_en)}; {_inline(f.team_name_en)}. *{_inline(f.name_en)}* "
-        f"(dataset `{_inline(f.dataset_id)}`){version}{released}.",
+        f"(dataset {_code(f.dataset_id)}){version}{released}.",
         "",
         f"Publications that use these data must state that the data come from the {_programme(f)} and "
         f"name the building team, {_team(f)}.",
@@ -417,13 +419,13 @@ def render_card(facts: CardFacts) -> str:
     """DATASET_CARD.md for one dataset: a title, a release line and the CARD_SECTIONS in order."""
     f = facts
     if f.tier:
-        release = (f"{f.tier.capitalize()} tier release"
+        release = (f"{_inline(f.tier.capitalize())} tier release"
                    + (f" {_inline(f.version)}" if f.version else "")
                    + (f", released {f.released_on.isoformat()}" if f.released_on else ""))
     else:
         release = "Programme-zone description (not a release)"
     out = [f"# Dataset card: {_inline(f.name_en)}", "",
-           f"{_inline(f.name_zh)} · dataset `{_inline(f.dataset_id)}` · {release}"]
+           f"{_inline(f.name_zh)} · dataset {_code(f.dataset_id)} · {release}"]
     for title, body in zip(CARD_SECTIONS, _BODIES, strict=True):
         out += ["", f"## {title}", "", body(f)]
     return "\n".join(out) + "\n"

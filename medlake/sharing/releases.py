@@ -39,6 +39,7 @@ from medlake.sharing.publish import (
     table_entry,
     versions,
 )
+from medlake.sharing.markdown_text import inline
 from medlake.sharing.remote import RemoteReleases
 from medlake.sharing.selection import Selection, select_release
 from medlake.sharing.tables import RELEASE_LOG
@@ -323,14 +324,18 @@ def _entries_of(version_dir: Path, prefix: str) -> list[FileEntry]:
 
 
 def _application_card(app_id: str, recipient: str, version: str, sources: dict[str, dict], app: dict) -> str:
-    lines = [f"# Release for application {app_id}", "",
-             f"Recipient: {recipient}. Version {version}. Access mode: {app.get('access_mode') or 'unspecified'}; "
-             f"access ends on {app.get('expires') or 'the date in the agreement'}.", "",
+    # The folder name and the application's fields are the applicant's text: escaped as in a dataset card.
+    access_mode = inline(app.get("access_mode") or "unspecified")
+    expires = inline(app.get("expires") or "the date in the agreement")
+    lines = [f"# Release for application {inline(app_id)}", "",
+             f"Recipient: {inline(recipient)}. Version {inline(version)}. Access mode: {access_mode}; "
+             f"access ends on {expires}.", "",
              "Each folder below is the review tier's release of one approved dataset, with its own "
              "DATASET_CARD.md (purpose, source, counts, annotation, de-identification, consent, "
              "re-identification assessment, limitations, how to cite).", "",
              "| dataset | team | source version | cases |", "|---|---|---|---:|"]
-    lines += [f"| {d} | {s['team']} | {s['version']} | {s['cases']:,} |" for d, s in sorted(sources.items())]
+    lines += [f"| {inline(d)} | {inline(s['team'])} | {inline(s['version'])} | {s['cases']:,} |"
+              for d, s in sorted(sources.items())]
     lines += ["", "Usage reports are due every six months from the first release; publications must state "
               "that the data come from the programme and name the building team.", ""]
     return "\n".join(lines)
