@@ -7,10 +7,12 @@ import openpyxl
 import pytest
 import SimpleITK as sitk
 
+from medlake.annotations import read_annotation
 from medlake.deid.aim import deidentify_aim
 from medlake.deid.errors import DeidError
 from medlake.deid.masks import clean_nifti_gz, clean_png, mask_name
 from medlake.deid.sheets import deidentify_sheet
+from medlake.formula_cells import neutralise_cell, restore_cell
 
 AIM = b"""<?xml version="1.0" encoding="UTF-8"?>
 <ImageAnnotationCollection xmlns="gme://caCORE.caCORE/4.4/edu.northwestern.radiology.AIM" aimVersion="AIMv4_0">
@@ -106,3 +108,52 @@ def test_mask_names_and_metadata(tmp_path):
     out.write_bytes(cleaned)
     back = sitk.ReadImage(str(out))
     assert back.GetSize() == (4, 4, 3)
+
+
+# A spreadsheet runs a cell starting with = + - @ (or tab, carriage return) as a formula (OWASP CSV
+# injection). Numbers stay numbers; a cell that starts with the quote itself is quoted too, so one
+# leading quote always comes off.
+FORMULA_SHEET = (
+    'case_id,label,value,region\n'
+    'C1,"=HYPERLINK(""http://evil.example"",""click"")",1,\n'
+    'C2,+cmd,-2+3,@SUM(A1)\n'
+    'C3,finding,-3.5,+2\n'
+    "C4,'quoted,1e-3,=1+1\n").encode()
+NEUTRALISED_SHEET = (
+    'case_id,label,value,region\n'
+    'T-2,"\'=HYPERLINK(""http://evil.example"",""click"")",1,\n'
+    "T-2,'+cmd,'-2+3,'@SUM(A1)\n"
+    'T-2,finding,-3.5,+2\n'
+    "T-2,''quoted,1e-3,'=1+1\n").encode()
+SHEET_ROWS = [
+    ("measurement", '=HYPERLINK("http://evil.example","click")', 1.0, None, None),
+    ("label", "+cmd", None, "-2+3", "@SUM(A1)"),
+    ("measurement", "finding", -3.5, None, "+2"),
+    ("measurement", "'quoted", 0.001, None, "=1+1"),
+]
+
+
+def test_formula_cells_of_a_label_sheet_are_neutralised_and_numbers_kept():
+    assert deidentify_sheet(FORMULA_SHEET, ".csv", **_sheet_kwargs()).data == NEUTRALISED_SHEET
+
+
+def test_annotations_read_from_a_neutralised_sheet_are_the_landed_values(tmp_path):
+    landed, deid = tmp_path / "landed.csv", tmp_path / "deid.csv"
+    landed.write_bytes(FORMULA_SHEET)
+    deid.write_bytes(NEUTRALISED_SHEET)
+
+    def values(path):
+        return [(r.kind, r.label, r.value, r.value_text, r.region) for r in read_annotation(path, "label_sheet").rows]
+    assert values(deid) == SHEET_ROWS == values(landed)
+
+
+def test_neutralised_cells_restore_exactly():
+    cells = ["=1+1", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx", "'", "''x", "'=x", "-3.5", "+2", "-.5", "1e-3",
+             "-1E+5", "-", "+", "-inf", "--1", "plain", "", "2019-01-01", "=", "x=1"]
+    for cell in cells:
+        assert restore_cell(neutralise_cell(cell)) == cell, cell
+        safe = neutralise_cell(cell)
+        assert not safe.startswith(("=", "+", "-", "@", "\t", "\r")) or cell in ("-3.5", "+2", "-.5", "-1E+5"), cell
+    assert [neutralise_cell(c) for c in ("-3.5", "+2", "-2+3", "-inf")] == ["-3.5", "+2", "'-2+3", "'-inf"]
+    # A landed sheet that was never neutralised reads as it is, quote included.
+    assert restore_cell("'abc") == "'abc" and restore_cell("'-3.5") == "'-3.5"

@@ -3,7 +3,8 @@
 Columns: `label`, `value`, optionally `region`, `reader`, `read_date`, plus at least one target column
 (case_id, study_instance_uid, sop_instance_uid). Other columns (patient_id, patient_name on landing
 sheets) are never read. `reader_role` carries the `reader` column: a pseudonym on de-identified
-sheets, a name on landing ones.
+sheets, a name on landing ones. De-identified sheets carry formula-like cells neutralised
+(medlake.formula_cells); a csv sheet's cells are restored, so the rows hold the values as landed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import csv
 import datetime as dt
 import io
 from pathlib import Path
+
+from medlake.formula_cells import restore_cell
 
 from .model import AnnotationProblem, AnnotationResult, RowMaker, text, to_float
 
@@ -35,7 +38,7 @@ def _read_csv(data: bytes) -> list[list[str]]:
     except UnicodeDecodeError:
         raise AnnotationProblem("label_sheet_unreadable", "the csv label sheet is not UTF-8") from None
     try:
-        return list(csv.reader(io.StringIO(content, newline="")))
+        return [[restore_cell(c) for c in row] for row in csv.reader(io.StringIO(content, newline=""))]
     except csv.Error:
         raise AnnotationProblem("label_sheet_unreadable", "the csv label sheet cannot be parsed") from None
 

@@ -1,7 +1,8 @@
 """Label sheets (csv, xlsx): keep an allow-list of columns, pseudonymise targets and readers.
 
 Output is always CSV: an xlsx file carries author names and edit history in its package metadata,
-none of which a recipient needs.
+none of which a recipient needs. It is released as it is, so a cell a spreadsheet would run as a
+formula is neutralised (medlake.formula_cells).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from medlake.deid.errors import DeidError
+from medlake.formula_cells import neutralise_cell
 
 TARGET_COLUMNS = ("case_id", "study_instance_uid", "sop_instance_uid")
 KEPT_COLUMNS = ("label", "value", "region", "reader", "read_date")
@@ -104,7 +106,7 @@ def deidentify_sheet(
             elif c == "read_date" and v:
                 v = _shift_date(v, shift)
             line.append(v)
-        w.writerow(line)
+        w.writerow([neutralise_cell(v) for v in line])
     return SheetResult(out.getvalue().encode("utf-8"), tcol, mapped, len(rows), len(header) - len(keep) - 1)
 
 
