@@ -157,3 +157,11 @@ def test_neutralised_cells_restore_exactly():
     assert [neutralise_cell(c) for c in ("-3.5", "+2", "-2+3", "-inf")] == ["-3.5", "+2", "'-2+3", "'-inf"]
     # A landed sheet that was never neutralised reads as it is, quote included.
     assert restore_cell("'abc") == "'abc" and restore_cell("'-3.5") == "'-3.5"
+
+
+def test_a_label_sheet_released_filtered_keeps_its_cells_neutralised():
+    # A sheet that also covers cases outside a release goes out as a filtered copy, not a hard link.
+    from medlake.sharing.selection import _filtered_sheet
+
+    other_case = b"T-9,=cmd,1,\n"
+    assert _filtered_sheet(NEUTRALISED_SHEET + other_case, {"T-2"}) == NEUTRALISED_SHEET
