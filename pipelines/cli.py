@@ -137,19 +137,20 @@ def demo(cases: int, seed: int) -> None:
     code = _run(settings)
     _print_summary(s)
     _print_releases(s)
+    lake = escape(s.lake)
     console.print("\n[bold]Where to look[/]")
     console.print(f"  landing zone (synthetic exports): {escape(s.landing)}")
     console.print(f"  truth file of planted identifiers: {escape(str(truth))}")
-    console.print(f"  restricted zone (identifiers):   {escape(s.lake)}/restricted/  (landed_files, source_instances, "
+    console.print(f"  restricted zone (identifiers):   {lake}/restricted/  (landed_files, source_instances, "
                   "source_cases, quarantine, batches, vault)")
-    console.print(f"  de-identified zone:              {escape(s.lake)}/deid/  (objects/, instances, slides, "
+    console.print(f"  de-identified zone:              {lake}/deid/  (objects/, instances, slides, "
                   "annotation_files, deid_audit)")
-    console.print(f"  cases and annotations:           {escape(s.lake)}/deid/cases, deid/annotations, deid/annotation_problems")
-    console.print(f"  identifier checks, validations:  {escape(s.lake)}/program/identifier_checks, program/validation_history")
+    console.print(f"  cases and annotations:           {lake}/deid/cases, deid/annotations, deid/annotation_problems")
+    console.print(f"  identifier checks, validations:  {lake}/program/identifier_checks, program/validation_history")
     console.print(f"  Dagster runs:                    {escape(s.dagster_home)}  (make ui, then http://127.0.0.1:3000)")
-    console.print(f"  dashboard (open in a browser):   {escape(s.lake)}/program/dashboard/index.html  (medlake dashboard)")
-    console.print(f"  Parquet catalogue and DuckDB:    {escape(s.lake)}/catalog/  (medlake query \"SELECT count(*) FROM cases\")")
-    console.print(f"  consent and withdrawals:         {escape(s.lake)}/restricted/consent_status, restricted/withdrawal_audit")
+    console.print(f"  dashboard (open in a browser):   {lake}/program/dashboard/index.html  (medlake dashboard)")
+    console.print(f"  Parquet catalogue and DuckDB:    {lake}/catalog/  (medlake query \"SELECT count(*) FROM cases\")")
+    console.print(f"  consent and withdrawals:         {lake}/restricted/consent_status, restricted/withdrawal_audit")
     from medlake.reports.releases import releases_summary
 
     published = len(releases_summary(s.releases))
@@ -158,7 +159,7 @@ def demo(cases: int, seed: int) -> None:
         f"none yet: a release needs at least k = {min(t.min_k for t in registry.sharing_tiers)} eligible "
         "cases (see the cards' re-identification section); try `medlake demo --cases 12` on an empty "
         "MEDLAKE_HOME"))
-    console.print(f"  dataset cards:                   {escape(s.lake)}/program/dataset_cards/")
+    console.print(f"  dataset cards:                   {lake}/program/dataset_cards/")
     console.print("  in the terminal:                 medlake status")
     sys.exit(code)
 
@@ -174,8 +175,8 @@ def _synthesise(out: Path, registry, *, cases: int, seed: int, tiny: bool, batch
         task = bar.add_task("writing synthetic exports", total=None)
         report = generate(out, registry, spec, truth_path=truth,
                           progress=lambda done, total: bar.update(task, completed=done, total=total))
-    console.print(f"Wrote {report.cases} cases in {report.batches} batches ({report.files} files) to {escape(str(out))}; "
-                  f"truth file {escape(str(report.truth_path))}")
+    console.print(f"Wrote {report.cases} cases in {report.batches} batches ({report.files} files) to "
+                  f"{escape(str(out))}; truth file {escape(str(report.truth_path))}")
 
 
 @main.command()
@@ -214,7 +215,8 @@ def status() -> None:
     """Status per dataset: ingestion, de-identification, and cases by annotation status."""
     s = Settings.from_env().absolute()
     if not _print_summary(s):
-        console.print(f"No batches ingested yet in {escape(s.lake)}. Land exports in {escape(s.landing)} and run `medlake run`.")
+        console.print(f"No batches ingested yet in {escape(s.lake)}. Land exports in {escape(s.landing)} and run "
+                      "`medlake run`.")
 
 
 def _print_summary(s: Settings) -> bool:
