@@ -109,13 +109,20 @@ def _run(settings: Settings) -> int:
 @main.command()
 @click.option("--cases", default=DEMO_CASES, show_default=True, help="Cases per dataset.")
 @click.option("--seed", default=DEMO_SEED, show_default=True, help="Seed of the synthetic programme.")
-def demo(cases: int, seed: int) -> None:
-    """Synthesise a small programme (every dataset, all teams) into the landing zone, run everything,
-    and print what was built and where to look."""
+@click.option("--datasets", default="", help="Comma-separated dataset ids (default: every dataset).")
+def demo(cases: int, seed: int, datasets: str) -> None:
+    """Synthesise a small programme (every dataset, or those --datasets names) into the landing zone,
+    run everything, and print what was built and where to look."""
     # The synthetic programme mirrors the 2019 report, so its figures are shown as of the report's date.
     os.environ.setdefault("MEDLAKE_AS_OF", DEMO_AS_OF)
     settings = Settings.from_env()
     s = settings.absolute()
+    # Checked before the demo key is made: a mistyped dataset leaves nothing behind.
+    try:
+        registry = load_registry(s.program)
+    except RegistryError as e:
+        _fail(str(e))
+    chosen = _dataset_ids(datasets, registry, s.program)
     if not os.environ.get(SECRET_KEY_ENV):
         if "://" in s.lake:
             _fail(f"set {SECRET_KEY_ENV}: the demo only makes its own key for a local lake")
@@ -124,15 +131,11 @@ def demo(cases: int, seed: int) -> None:
         os.environ[SECRET_KEY_ENV] = key
         console.print(f"{'Made' if created else 'Using'} a demo secret key at {escape(str(key_file))} "
                       f"(demo only: for real data set {SECRET_KEY_ENV}).")
-    try:
-        registry = load_registry(s.program)
-    except RegistryError as e:
-        _fail(str(e))
     truth = Path(s.landing) / "_synth" / "truth.json"
     if truth.is_file():
         console.print(f"Landing zone {escape(s.landing)} already holds the synthetic programme; not regenerating.")
     else:
-        _synthesise(Path(s.landing), registry, cases=cases, seed=seed, tiny=False, batches=1, datasets=None,
+        _synthesise(Path(s.landing), registry, cases=cases, seed=seed, tiny=False, batches=1, datasets=chosen,
                     truth=None)
     code = _run(settings)
     _print_summary(s)
@@ -162,6 +165,16 @@ def demo(cases: int, seed: int) -> None:
     console.print(f"  dataset cards:                   {lake}/program/dataset_cards/")
     console.print("  in the terminal:                 medlake status")
     sys.exit(code)
+
+
+def _dataset_ids(datasets: str, registry, program: str) -> list[str] | None:
+    """The ids of a --datasets option (None: every dataset); an unknown id stops the command."""
+    chosen = [d.strip() for d in datasets.split(",") if d.strip()]
+    unknown = [d for d in chosen if d not in registry.datasets_by_id]
+    if unknown:
+        _fail(f"unknown dataset(s) {', '.join(unknown)}; the registry {program} has "
+              f"{', '.join(registry.datasets_by_id)}")
+    return chosen or None
 
 
 def _synthesise(out: Path, registry, *, cases: int, seed: int, tiny: bool, batches: int, datasets, truth,
@@ -199,13 +212,9 @@ def synth(out: Path, datasets: str, cases: int, batches: int, tiny: bool, seed: 
         registry = load_registry(settings.program)
     except RegistryError as e:
         _fail(str(e))
-    chosen = [d.strip() for d in datasets.split(",") if d.strip()]
-    unknown = [d for d in chosen if d not in registry.datasets_by_id]
-    if unknown:
-        _fail(f"unknown dataset(s) {', '.join(unknown)}; the registry {settings.program} has "
-              f"{', '.join(registry.datasets_by_id)}")
+    chosen = _dataset_ids(datasets, registry, settings.program)
     started = time.perf_counter()
-    _synthesise(out, registry, cases=cases, seed=seed, tiny=tiny, batches=batches, datasets=chosen or None,
+    _synthesise(out, registry, cases=cases, seed=seed, tiny=tiny, batches=batches, datasets=chosen,
                 truth=truth, consent=not no_consent, applications=not no_applications)
     console.print(f"in {time.perf_counter() - started:.1f} s")
 
