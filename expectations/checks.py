@@ -15,28 +15,29 @@ from pathlib import Path
 
 import dagster as dg
 
+from medlake.packaged import packaged_file
 from medlake.validation.suite import Suite, load_suite
-
-SUITES_DIR = Path(__file__).resolve().parent
 
 
 def suite_checks(
     asset_keys_to_tables: "Mapping[dg.AssetKey | str, str | Suite]",
     partitions_def: dg.PartitionsDefinition | None = None,
     *,
-    suites_dir: str | Path = SUITES_DIR,
+    suites_dir: str | Path | None = None,
     lake_resource_key: str = "lake",
     secret_resource_key: str | None = None,
     blocking: bool = True,
 ) -> list[dg.AssetChecksDefinition]:
-    """One asset check per asset: {asset key: "<zone>.<table>" (or a loaded Suite)}.
+    """One asset check per asset: {asset key: "<zone>.<table>" (or a loaded Suite)}; suites come
+    from `suites_dir`, by default the ones this package ships.
 
     Partitioned by export batch (team/dataset/batch), a check validates the team and dataset's
     slice; given the secret resource (which keys the deid tables' batch_ref), only the rows the
     batch wrote, their keys checked against the slice's (medlake.validation.scope)."""
     checks = []
     for key, table in asset_keys_to_tables.items():
-        suite = table if isinstance(table, Suite) else load_suite(Path(suites_dir) / f"{table}.json")
+        suite = table if isinstance(table, Suite) else load_suite(
+            Path(suites_dir) / f"{table}.json" if suites_dir else packaged_file(__package__, f"{table}.json"))
         checks.append(_suite_check(dg.AssetKey.from_coercible(key), suite, partitions_def,
                                    lake_resource_key, secret_resource_key, blocking))
     return checks

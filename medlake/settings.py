@@ -11,8 +11,11 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from medlake.packaged import packaged_file
+
 DEFAULT_HOME = "medlake-data"
-PACKAGE_REGISTRY = Path(__file__).resolve().parent.parent / "config" / "program.yaml"
+# The checkout's config/program.yaml is a symlink to this file, so both name one registry.
+DEFAULT_REGISTRY = ("medlake.program", "default_program.yaml")
 SECRET_KEY_ENV = "MEDLAKE_SECRET_KEY"
 MIN_SECRET_KEY_CHARS = 32
 
@@ -35,7 +38,7 @@ class Settings:
         env = dict(os.environ if env is None else env)
         home = env.get("MEDLAKE_HOME") or DEFAULT_HOME
         program = env.get("MEDLAKE_PROGRAM") or (
-            "config/program.yaml" if Path("config/program.yaml").is_file() else str(PACKAGE_REGISTRY)
+            "config/program.yaml" if Path("config/program.yaml").is_file() else str(default_registry())
         )
         return cls(
             home=home,
@@ -54,6 +57,11 @@ class Settings:
 
         return Settings(*(fix(v) for v in (self.home, self.landing, self.lake, self.releases,
                                             self.program, self.dagster_home)))
+
+
+def default_registry() -> Path:
+    """The programme registry shipped with medlake (the 2019 programme), wherever it is installed."""
+    return packaged_file(*DEFAULT_REGISTRY)
 
 
 def secret_key(env: dict[str, str] | None = None) -> bytes:

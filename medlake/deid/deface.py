@@ -15,17 +15,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from medlake.deid.errors import DeidError
+from medlake.packaged import PackagedFileMissing, packaged_file
 
-DATA = Path(__file__).parent / "data" / "pixels"
 # pydeface's mean T1 template, pre-resampled to the 2 mm grid registration uses (derive_template.py).
-TEMPLATE = DATA / "mean_reg2mean_2mm.nii.gz"
-FACEMASK = DATA / "facemask.nii.gz"
+TEMPLATE = "data/pixels/mean_reg2mean_2mm.nii.gz"
+FACEMASK = "data/pixels/facemask.nii.gz"
 
 CT_AIR = -1000.0
 MARGIN_MM = 5.0
@@ -50,10 +49,12 @@ class DefaceResult:
 
 @lru_cache(maxsize=1)
 def _template() -> tuple[sitk.Image, sitk.Image]:
-    if not TEMPLATE.exists() or not FACEMASK.exists():
-        raise DefaceError("deface_template_missing", f"{TEMPLATE.name} / {FACEMASK.name} not found in {DATA}")
-    tpl = sitk.ReadImage(str(TEMPLATE), sitk.sitkFloat32)
-    mask = sitk.ReadImage(str(FACEMASK), sitk.sitkFloat32)
+    try:
+        template, facemask = packaged_file("medlake.deid", TEMPLATE), packaged_file("medlake.deid", FACEMASK)
+    except PackagedFileMissing as e:
+        raise DefaceError("deface_template_missing", str(e)) from None
+    tpl = sitk.ReadImage(str(template), sitk.sitkFloat32)
+    mask = sitk.ReadImage(str(facemask), sitk.sitkFloat32)
     # The shipped mask is 1 = keep, 0 = face; flip it so "removed" is the foreground we warp.
     face = sitk.Cast(mask < 0.5, sitk.sitkUInt8)
     # A safety margin: an affine fit of a mean template leaves centimetre-scale error at the face

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from pydicom.datadict import dictionary_VR
 
-TABLE_PATH = Path(__file__).resolve().parent / "data" / "ps3_15_e1_1.csv"
+from medlake.packaged import packaged_file
+
+TABLE_FILE = ("medlake.deid", "data/ps3_15_e1_1.csv")
 
 
 class Action(str, enum.Enum):
@@ -164,8 +166,9 @@ def _compile(table: ProfileTable, options: frozenset[Option]) -> dict[int, Actio
     return {t: r.resolve(options) for t, r in table._exact.items()}
 
 
-def read_rules(path: Path = TABLE_PATH) -> list[Rule]:
-    with open(path, newline="", encoding="utf-8") as fh:
+def read_rules(path: Path | None = None) -> list[Rule]:
+    """The rules of the table at `path`; the project's table by default."""
+    with open(path or packaged_file(*TABLE_FILE), newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     option_cols = [o.value for o in TABLE_OPTIONS] + [
         "retain_safe_private", "retain_uids", "retain_device_identity", "retain_institution_identity",

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from medlake.program import load_registry
+from medlake.settings import Settings
 
 from .generate import SynthSpec, generate
 
@@ -16,7 +17,7 @@ from .generate import SynthSpec, generate
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m medlake.synth", description=__doc__)
     ap.add_argument("--out", required=True, type=Path, help="landing-zone root to write into")
-    ap.add_argument("--program", default="config/program.yaml", type=Path, help="programme registry")
+    ap.add_argument("--program", type=Path, help="programme registry (default: as `medlake` finds it)")
     ap.add_argument("--datasets", nargs="*", help="dataset ids (default: all)")
     ap.add_argument("--cases", type=int, default=4, help="cases per dataset")
     ap.add_argument("--status-counts", type=Path, help="JSON {dataset: {part: {status: n}}}; overrides --cases")
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         if done == total or done % 100 == 0:
             print(f"\r{done}/{total} cases", end="", file=sys.stderr, flush=True)
 
-    r = generate(a.out, load_registry(a.program), spec, a.truth, progress)
+    r = generate(a.out, load_registry(a.program or Settings.from_env().program), spec, a.truth, progress)
     print(f"\n{r.cases} cases in {r.datasets} datasets / {r.batches} batches / {r.teams} teams: {r.files} files, "
           f"{r.bytes / 1e6:.1f} MB, {r.identifiers} identifiers -> {r.truth_path} ({time.perf_counter() - t0:.1f} s)")
     return 0
