@@ -6,6 +6,7 @@ import dagster as dg
 from assets.deid import INSTANCES_KEY
 from medlake.cases.batch import annotate_and_count
 from medlake.ingest.pending import record_completion
+from medlake.lake.tables import table_named
 from medlake.landing import BatchRef
 from pipelines.keys import SecretKeyResource
 from pipelines.partitions import EXPORT_BATCHES
@@ -39,7 +40,7 @@ def annotations_and_cases(context: dg.AssetExecutionContext, lake: LakeResource,
     # The batch job's last step: from here on the delivery is complete and `medlake run` leaves it be.
     record_completion(lake.store(), ref)
     for name, key in _KEYS.items():
-        m = {**meta[name], "dagster/uri": lake.store().uri("deid", name)}
+        m = {**meta[name], "dagster/uri": lake.store().uri(table_named("deid", name))}
         if name in r.table_versions:
             m["delta_version"] = r.table_versions[name]
         yield dg.MaterializeResult(asset_key=key, metadata=m)

@@ -7,7 +7,7 @@ from medlake.consent.refresh import refresh_consent
 from medlake.consent.status import withdrawn_patients
 from medlake.consent.tables import CONSENT_PROBLEMS, CONSENT_STATUS, WITHDRAWAL_AUDIT
 from medlake.consent.withdrawal import purge_withdrawn
-from medlake.lake.tables import CONSENT_EVENTS
+from medlake.lake.tables import CONSENT_EVENTS, table_named
 from pipelines.keys import SecretKeyResource
 from pipelines.resources import LakeResource, LandingResource, RegistryResource
 
@@ -34,7 +34,7 @@ def consent(landing: LandingResource, lake: LakeResource, registry: RegistryReso
     }
     for name, key in CONSENT_KEYS.items():
         yield dg.MaterializeResult(asset_key=key, metadata={**meta[name], "delta_version": r.versions[name],
-                                                            "dagster/uri": lake.store().uri(key.path[0], name)})
+                                                            "dagster/uri": lake.store().uri(table_named(key.path[0], name))})
 
 
 @dg.asset(key=WITHDRAWAL_KEY, group_name="consent", kinds={"delta"},

@@ -5,7 +5,6 @@ import dagster as dg
 
 from medlake.checker.sources import batch_scopes, check_objects, record_check
 from medlake.deid.errors import DeidError
-from medlake.deid.summaries import summarise
 from medlake.deid.zone import batch_object_paths, deidentify_batch
 from medlake.lake.tables import (
     ANNOTATION_FILES,
@@ -16,6 +15,7 @@ from medlake.lake.tables import (
     SLIDES,
     STUDIES,
     VAULT,
+    table_named,
 )
 from medlake.landing import BatchRef
 from pipelines.keys import SecretKeyResource
@@ -55,7 +55,6 @@ def deidentify_export_batch(context: dg.AssetExecutionContext, landing: LandingR
         # A refusal (a changed secret key, an unsupported lake) would only repeat: fail now instead
         # of retrying. The message names a reason code and tags, never a value (DeidError's rule).
         raise dg.Failure(description=str(e), allow_retries=False) from e
-    r.table_versions.update(summarise(lake.store(), ref.team, ref.dataset))
     common = {"batch_ref": r.batch_ref, "objects_quarantined": r.quarantined, "seconds": round(r.duration_s, 3)}
     per = {
         "instances": {"dagster/partition_row_count": r.instances, "fast_path": r.fast_path,
@@ -69,7 +68,7 @@ def deidentify_export_batch(context: dg.AssetExecutionContext, landing: LandingR
         "deid_quarantine": {"by_reason": dg.MetadataValue.json(r.quarantine_by_reason)},
     }
     for t in _OUTPUTS:
-        meta = {**common, **per[t.name], "dagster/uri": lake.store().uri(t.zone, t.name)}
+        meta = {**common, **per[t.name], "dagster/uri": lake.store().uri(t)}
         if t.name in r.table_versions:
             meta["delta_version"] = r.table_versions[t.name]
         yield dg.MaterializeResult(asset_key=_key(t), metadata=meta)
@@ -111,7 +110,7 @@ def no_identifiers_in_deid_batch(context: dg.AssetCheckExecutionContext, lake: L
             "objects_scanned": report.objects_scanned,
             # Tables whose batch commit was unknown (a check run without its de-identification).
             "tables_scanned_whole": dg.MetadataValue.json(
-                [n for n in _CHECKED_TABLES if n not in scopes and store.exists("deid", n)]),
+                [n for n in _CHECKED_TABLES if n not in scopes and store.exists(table_named("deid", n))]),
             "findings": len(report.findings),
             "by_kind": dg.MetadataValue.json(report.by_kind),
             # Locations name the pseudonymous object and attribute path, never a value.

@@ -64,7 +64,7 @@ def ingest_export_batch(context: dg.AssetExecutionContext, landing: LandingResou
         "batches": {"reason_code": r.reason_code or "", "kinds": dg.MetadataValue.json(r.kinds)},
     }
     for t in _TABLES:
-        meta = {**common, **per_table[t.name], "dagster/uri": lake.store().uri(t.zone, t.name)}
+        meta = {**common, **per_table[t.name], "dagster/uri": lake.store().uri(t)}
         if t.name in r.table_versions:
             meta["delta_version"] = r.table_versions[t.name]
         yield dg.MaterializeResult(asset_key=dg.AssetKey([t.zone, t.name]), metadata=meta)

@@ -9,7 +9,7 @@ import dagster as dg
 
 from medlake.catalog import build_duckdb, export_catalog
 from medlake.dashboard import write_dashboard
-from medlake.lake.tables import PROGRESS_TABLES
+from medlake.lake.tables import PROGRESS_TABLES, table_named
 from medlake.progress.refresh import refresh_progress
 from pipelines.policies import PROGRESS_FRESHNESS
 from pipelines.resources import LakeResource, RegistryResource
@@ -46,7 +46,7 @@ def programme_progress(context: dg.AssetExecutionContext, lake: LakeResource, re
     overall = next(x for x in built if x["team"] == "all")
     consent = next(x for x in r.tables["consent_summary"].to_pylist() if x["team"] == "all")
     for key in _PROGRESS_KEYS:
-        meta = {"as_of": str(as_of), "dagster/uri": lake.store().uri(key.path[0], key.path[1])}
+        meta = {"as_of": str(as_of), "dagster/uri": lake.store().uri(table_named(*key.path))}
         if key.path[1] == "progress_by_team":
             # Numeric values are plotted over time in the asset's UI: the trend without the dashboard.
             meta.update({"progress": dg.MetadataValue.md(md), "overall_cases": overall["cases"],

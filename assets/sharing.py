@@ -27,8 +27,7 @@ def eligibility(lake: LakeResource, registry: RegistryResource) -> dg.Materializ
     """For every case and tier: eligible or not, with every reason (tier not offered, withheld by the
     hospital, consent, identifier check)."""
     table = release_eligibility(lake.store(), registry.load())
-    version = lake.store().replace_where("deid", RELEASE_ELIGIBILITY.name, table, "true",
-                                         RELEASE_ELIGIBILITY.partition_by)
+    version = lake.store().replace(RELEASE_ELIGIBILITY, table, {})
     eligible = {}
     for tier, ok in zip(table.column("tier").to_pylist(), table.column("eligible").to_pylist()):
         eligible[tier] = eligible.get(tier, 0) + int(ok)

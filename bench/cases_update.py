@@ -44,7 +44,6 @@ def main() -> None:
     from medlake.cases.update import apply_update, plan_update
     from medlake.deid.keys import DeidKeys
     from medlake.lake import DeltaStore, Lake
-    from medlake.lake.delta import where
     from medlake.lake.tables import CASES
     from medlake.program import load_registry
 
@@ -65,8 +64,7 @@ def main() -> None:
     baseline_annotations = _baseline_annotations()
     rows, _ = timed("before_batch_annotations", lambda: baseline_annotations(store, team, dataset, ref, known))
     rebuilt = timed("before_build_cases", lambda: build_cases(store, keys, registry, team, dataset))
-    timed("before_write", lambda: store.replace_where("deid", "cases", rebuilt, where(team=team, dataset=dataset),
-                                                      CASES.partition_by))
+    timed("before_write", lambda: store.replace(CASES, rebuilt, {"team": team, "dataset": dataset}))
     plan = timed("now_plan", lambda: plan_update(store, keys, registry, team, dataset, a.batch, ref))
     if plan is None:
         raise SystemExit("cases_update: the update was not planned (the dataset would be rebuilt)")
@@ -76,7 +74,7 @@ def main() -> None:
 
     def by_case(tbl):
         return sorted(tbl.to_pylist(), key=lambda r: r["case_pseudonym"])
-    now_table = store.read("deid", "cases", filter=(pads.field("team") == team) & (pads.field("dataset") == dataset))
+    now_table = store.read(CASES, where=(pads.field("team") == team) & (pads.field("dataset") == dataset))
     same = version is not None and plan.known_cases == known and rows_now == rows \
         and by_case(now_table.select(rebuilt.column_names)) == by_case(rebuilt)
     before = sum(v for k, v in t.items() if k.startswith("before_"))

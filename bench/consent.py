@@ -67,7 +67,7 @@ def main() -> None:
             raise SystemExit(f"consent: no lake under {home}: run `python -m bench fullscale` first")
         store = DeltaStore(Lake.from_root(str(home / "lake")))
         read_s, read = _best(lambda: read_consent_events(open_landing(str(home / "landing")), registry), 1)
-        cases = store.read("restricted", "source_cases", ["team", "patient_id", "consent_class"],
+        cases = store.read(SOURCE_CASES, ["team", "patient_id", "consent_class"],
                            schema=SOURCE_CASES.schema)
         before_s, before = _best(lambda: before_status(read.table, cases, registry, before_keys.patient_pseudonym),
                                  a.repeat)

@@ -149,7 +149,10 @@ def _steps(dagster_home: Path) -> tuple[dict, dict]:
 
 
 def _rows(store, zone: str, name: str, columns=None):
-    return store.read(zone, name, columns=columns) if store.exists(zone, name) else None
+    from medlake.lake.tables import table_named
+
+    table = table_named(zone, name)
+    return store.read(table, columns) if store.exists(table) else None
 
 
 def _checks(store, report, w) -> dict:

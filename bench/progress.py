@@ -67,7 +67,7 @@ def main() -> None:
     shutil.rmtree(WORK, ignore_errors=True)
     (WORK / "landing").mkdir(parents=True)
     store = DeltaStore(Lake.from_root(str(WORK / "lake")))
-    store.append("deid", "cases", _cases(registry), CASES.partition_by)
+    store.append(CASES, _cases(registry))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     child = subprocess.run([sys.executable, "-c", _CHILD, str(WORK), registry_path], capture_output=True, text=True,
                            env=env, check=True)

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 from bench.ctfiles import _uid, template
+from medlake.lake.tables import CASES
+from medlake.consent.tables import WITHDRAWAL_AUDIT
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "bench" / "work" / "releases"
@@ -102,7 +104,7 @@ def main() -> None:
     result["synth_60k_s"] = round(time.perf_counter() - t, 1)
     run = timed(lambda: run_pending(settings))
     result["pipeline_60k_s"] = round(run, 1)
-    assert store.read("deid", "cases").num_rows == FIRST
+    assert store.read(CASES).num_rows == FIRST
 
     # -- 1. publishing against cp -r ------------------------------------------------------------
     objects = Path(settings.lake) / "deid" / "objects" / "tmu" / "lung-ct"
@@ -142,7 +144,7 @@ def main() -> None:
     more = write_cases(landing / "tmu" / "lung-ct" / "2019-09-08-a", FIRST, SECOND)
     consent(landing, "2019-07-31.csv", more)
     result["pipeline_plus_40k_s"] = round(timed(lambda: run_pending(settings)), 1)
-    assert store.read("deid", "cases").num_rows == FIRST + SECOND
+    assert store.read(CASES).num_rows == FIRST + SECOND
     import pipelines.runner as runner
 
     stale = runner.programme_stale
@@ -153,8 +155,8 @@ def main() -> None:
     report = {}
     withdrawal = timed(lambda: report.setdefault("r", run_pending(settings)))
     assert report["r"].ok, report["r"].failed
-    assert store.read("deid", "cases").num_rows == FIRST + SECOND - 1
-    audit = store.read("restricted", "withdrawal_audit").num_rows
+    assert store.read(CASES).num_rows == FIRST + SECOND - 1
+    audit = store.read(WITHDRAWAL_AUDIT).num_rows
     result["withdrawal"] = {
         "cases_in_lake": FIRST + SECOND, "withdrawn_patients": 1, "medlake_run_s": round(withdrawal, 1),
         "same_run_nothing_withdrawn_s": round(baseline, 1), "audit_rows": audit, "target_s": 60,

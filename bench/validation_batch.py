@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from bench.fullscale_lake import batch_args
+from medlake.lake.tables import BATCHES
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "validation_batch.json"
@@ -31,7 +32,7 @@ def main() -> None:
     store = DeltaStore(Lake.from_root(str(Path(a.home, "lake"))))
     ref = DeidKeys.from_env().batch_ref(a.team, a.dataset, a.batch)
     suites = load_suites(REPO / "expectations")
-    validate(store.read("restricted", "batches").slice(0, 1), suites["restricted.batches"])  # import GX once
+    validate(store.read(BATCHES).slice(0, 1), suites["restricted.batches"])  # import GX once
     per_suite, before_total, now_total, same = {}, 0.0, 0.0, True
     for table_id, suite in suites.items():
         s = time.perf_counter()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from medlake.lake.tables import table_named
 from medlake.packaged import packaged_file
 from medlake.validation.suite import Suite, load_suite
 
@@ -67,7 +68,7 @@ def _suite_check(key: dg.AssetKey, suite: Suite, partitions_def, lake_resource_k
             scope = (ref.team, ref.dataset, batch_ref)
         else:
             scope = None
-            ds = store.dataset(suite.zone, suite.name)
+            ds = store.dataset(table_named(suite.zone, suite.name))
             outcome = None if ds is None else validate(
                 ds.to_table(columns=[c for c in ds.schema.names if c in suite.columns()]), suite)
         if outcome is None:

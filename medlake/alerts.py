@@ -48,5 +48,4 @@ def record_alert(store, *, kind: str, job: str, run_id: str, partition: str | No
     # bloating the table.
     row = {"raised_at": at.astimezone(dt.timezone.utc), "kind": kind, "job": job, "run_id": run_id,
            "partition": partition, "step": step, "message": message[:MESSAGE_LIMIT]}
-    t = ALERTS
-    return store.upsert(t.zone, t.name, t.from_rows([row]), t.keys, t.partition_by)
+    return store.merge(ALERTS, [row], {})

@@ -270,7 +270,9 @@ def _cell(value) -> Text:
 
 
 def _print_progress(store) -> bool:
-    ds = store.dataset("program", "progress_by_team")
+    from medlake.lake.tables import PROGRESS_BY_TEAM
+
+    ds = store.dataset(PROGRESS_BY_TEAM)
     rows = [r for r in ds.to_table().to_pylist() if r["view"] == "all"] if ds is not None else []
     if not rows:
         return False
@@ -296,6 +298,7 @@ def releases() -> None:
 def _print_releases(s: Settings) -> bool:
     from medlake.lake import DeltaStore, Lake
     from medlake.reports.releases import releases_summary
+    from medlake.sharing.tables import APPLICATIONS, USAGE_REPORTS
 
     rows = releases_summary(s.releases)
     if rows:

@@ -8,6 +8,7 @@ from functools import lru_cache
 import dagster as dg
 
 from medlake.lake import DeltaStore, Lake
+from medlake.lake.migrate import ensure_current
 from medlake.landing import LandingZone, open_landing
 from medlake.program import Registry, load_registry
 from medlake.settings import Settings
@@ -28,7 +29,9 @@ class LakeResource(dg.ConfigurableResource):
     root: str
 
     def store(self) -> DeltaStore:
-        return DeltaStore(Lake.from_root(self.root))
+        store = DeltaStore(Lake.from_root(self.root))
+        ensure_current(store)  # once per process: a lake written by an older medlake is brought up to date
+        return store
 
 
 class ReleasesResource(dg.ConfigurableResource):

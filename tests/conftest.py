@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+from medlake.lake.tables import table_named  # noqa: E402
 from medlake.ingest.batch import ingest_batch  # noqa: E402
 from medlake.lake import DeltaStore, Lake  # noqa: E402
 from medlake.landing import BatchRef, LandingZone  # noqa: E402
@@ -62,9 +63,7 @@ class Lakehouse:
         return ingest_batch(self.landing, self.store, self.registry, BatchRef(team, dataset, batch))
 
     def rows(self, table: str, **equals) -> list[dict]:
-        if not self.store.exists("restricted", table):
-            return []
-        rows = self.store.read("restricted", table).to_pylist()
+        rows = self.store.read(table_named("restricted", table)).to_pylist()
         return [r for r in rows if all(r[k] == v for k, v in equals.items())]
 
 

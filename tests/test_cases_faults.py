@@ -12,6 +12,7 @@ from medlake.deid.keys import DeidKeys
 from medlake.deid.zone import deidentify_batch
 from medlake.landing import BatchRef
 from medlake.settings import secret_key
+from medlake.lake.tables import ANNOTATION_PROBLEMS, CASES
 
 
 def _png(size: int) -> bytes:
@@ -34,8 +35,8 @@ def test_mask_size_target_missing_and_bad_sheet_are_reported(lakehouse):
     keys = DeidKeys(secret_key())
     deidentify_batch(lh.store, lh.landing, lh.registry, keys, ref)
     result = annotate_and_count(lh.store, keys, lh.registry, ref)
-    codes = sorted(p["code"] for p in lh.store.read("deid", "annotation_problems").to_pylist())
+    codes = sorted(p["code"] for p in lh.store.read(ANNOTATION_PROBLEMS).to_pylist())
     assert codes == ["mask_size_mismatch", "target_missing"]
     assert result.unresolved == 1 and result.problems_by_code == {"mask_size_mismatch": 1, "target_missing": 1}
-    cases = lh.store.read("deid", "cases").to_pylist()
+    cases = lh.store.read(CASES).to_pylist()
     assert [(c["annotation_status"], c["annotation_kinds"]) for c in cases] == [("full", ["mask"])]

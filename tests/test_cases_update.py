@@ -18,6 +18,9 @@ from medlake.deid.keys import DeidKeys
 from medlake.deid.zone import deidentify_batch
 from medlake.landing import BatchRef
 from medlake.settings import secret_key
+import pyarrow.dataset as pads
+
+from medlake.lake.tables import CASES, CONSENT_EVENTS
 
 TEAM, DATASET = "tvgh", "af-cardiac-ct"
 
@@ -59,7 +62,7 @@ def _plan(lh, batch: str, registry=None):
 
 
 def _table(lh) -> list[dict]:
-    return sorted(lh.store.read("deid", "cases").to_pylist(), key=lambda r: r["case_pseudonym"])
+    return sorted(lh.store.read(CASES).to_pylist(), key=lambda r: r["case_pseudonym"])
 
 
 def _rebuilt(lh, registry=None) -> list[dict]:
@@ -82,7 +85,7 @@ def test_merged_cases_equal_a_rebuild_batch_after_batch(lakehouse):
     assert result.cases == 4 and result.status == {"image_only": 2, "full": 2} and result.cases_without_images == 0
 
     # A patient of b1 withdraws: the next batch's update leaves the case out, as a rebuild does.
-    write_deltalake(lh.store.uri("restricted", "consent_events"),
+    write_deltalake(lh.store.uri(CONSENT_EVENTS),
                     pa.table({"team": [TEAM], "patient_id": ["M5002"], "event": ["withdrawn"]}))
     _deliver(lh, "b3", [("AF5", "M5005")])
     assert _plan(lh, "b3") is not None
@@ -96,7 +99,7 @@ def test_a_damaged_table_or_a_changed_registry_rebuilds_the_dataset(lakehouse):
     _deliver(lh, "b1", [("AF1", "M5001"), ("AF2", "M5002")], masked=True)
     _step(lh, "b1")
     lost = _table(lh)[0]["case_pseudonym"]
-    lh.store.delete("deid", "cases", f"case_pseudonym = '{lost}'")
+    lh.store.delete(CASES, {}, pads.field("case_pseudonym") == lost)
     _deliver(lh, "b2", [("AF3", "M5003")])
     assert _plan(lh, "b2") is None, "a case is missing: the update cannot tell which"
     _step(lh, "b2")

@@ -18,6 +18,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from medlake.checker import CheckReport, Checker, Finding, IdentifierIndex, fold, national_id_valid
+from medlake.lake.tables import SOURCE_CASES
 
 NAME = "CHEN^YI-CHUN"
 NAME_ZH = "陳怡君"
@@ -463,7 +464,7 @@ def test_team_index_reads_only_files_added_since(tmp_path):
     from medlake.lake import DeltaStore, Lake
 
     store = DeltaStore(Lake.from_root(str(tmp_path / "lake")))
-    uri = store.uri("restricted", "source_cases")
+    uri = store.uri(SOURCE_CASES)
     write_deltalake(uri, pa.table({"team": ["tmu", "ntu"], "patient_id": ["A123456789", "B223456789"],
                                    "case_id": ["C-1", "C-2"]}), partition_by=["team"])
     first = sources.team_index(store, "tmu")
@@ -483,7 +484,7 @@ def test_team_indexes_cover_several_teams_and_the_least_recent_goes_first(tmp_pa
     from medlake.lake import DeltaStore, Lake
 
     store = DeltaStore(Lake.from_root(str(tmp_path / "lake")))
-    write_deltalake(store.uri("restricted", "source_cases"),
+    write_deltalake(store.uri(SOURCE_CASES),
                     pa.table({"team": ["tmu", "ntu", "tvgh"], "patient_id": ["A123456789", "B223456789", CHART],
                               "case_id": ["C-1", "C-2", "C-3"]}), partition_by=["team"])
     monkeypatch.setattr(sources, "_TEAM_INDEXES", type(sources._TEAM_INDEXES)())

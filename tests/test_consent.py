@@ -11,6 +11,7 @@ from medlake.lake.tables import CASES, IDENTIFIER_CHECKS, INSTANCES, SOURCE_CASE
 from medlake.sharing.eligibility import release_eligibility
 
 from conftest import registry_with
+from medlake.consent.tables import CONSENT_PROBLEMS, CONSENT_STATUS
 
 HEADER = "patient_id,consent_class,event,event_date,reference\n"
 
@@ -25,7 +26,7 @@ def write_cases(store, patients: dict[str, str | None], team="ntu", dataset="cct
              "consent_class": cls, "line": i + 2}
             for i, (pid, cls) in enumerate(patients.items())]
     rows = [{k: r.get(k) for k in SOURCE_CASES.column_names} for r in rows]
-    store.replace_where("restricted", "source_cases", SOURCE_CASES.from_rows(rows), "true", ["team"])
+    store.replace(SOURCE_CASES, rows, {})
 
 
 def consent_file(lakehouse, name, body, team="ntu"):
@@ -41,8 +42,8 @@ def statuses(lakehouse_factory):
         write_cases(lh.store, patients)
         consent_file(lh, "2019-06-30.csv", body)
         r = refresh_consent(lh.store, lh.landing, lh.registry, pseudonym)
-        rows = {s["patient_id"]: s for s in lh.store.read("restricted", "consent_status").to_pylist()}
-        problems = lh.store.read("restricted", "consent_problems").to_pylist()
+        rows = {s["patient_id"]: s for s in lh.store.read(CONSENT_STATUS).to_pylist()}
+        problems = lh.store.read(CONSENT_PROBLEMS).to_pylist()
         return rows, problems, r
     return run
 
@@ -112,7 +113,7 @@ def test_a_file_without_the_required_columns_is_reported_whole(lakehouse_factory
     (folder / "bad.csv").write_text("patient,what\na1,consented\n")
     r = refresh_consent(lh.store, lh.landing, lh.registry, pseudonym)
     assert r.problems == {"consent_file_columns": 1}
-    [row] = lh.store.read("restricted", "consent_status").to_pylist()
+    [row] = lh.store.read(CONSENT_STATUS).to_pylist()
     assert row["reason"] == "consent_no_record"
 
 
@@ -136,12 +137,12 @@ def _lake_with_cases(lh, checks):
             "series_instance_uid": f"2.25.{i}.1", "sop_instance_uid": f"2.25.{i}.1.1", "sop_class_uid": "1.2",
             "kind": "dicom_image", "transfer_syntax_uid": "1.2.840.10008.1.2.1", "pixels_cleaned": False,
             "defaced": False, "object_path": f"deid/objects/{pid}.dcm", "sha256": "0" * 64, "size": 1})
-    lh.store.replace_where("deid", "cases", CASES.from_rows(cases), "true", ["team"])
-    lh.store.replace_where("deid", "instances", INSTANCES.from_rows(instances), "true", ["team"])
+    lh.store.replace(CASES, cases, {})
+    lh.store.replace(INSTANCES, instances, {})
     now = dt.datetime(2019, 9, 1, tzinfo=dt.timezone.utc)
     rows = [{"team": "ntu", "dataset": "ccta", "batch_ref": ref, "passed": ok, "objects_scanned": 1,
              "findings": 0 if ok else 1, "by_kind": "{}", "checked_at": now} for ref, ok in checks]
-    lh.store.append("program", "identifier_checks", IDENTIFIER_CHECKS.from_rows(rows))
+    lh.store.append(IDENTIFIER_CHECKS, rows)
 
 
 def test_eligibility_reasons(lakehouse_factory):
@@ -163,7 +164,7 @@ def test_a_dataset_may_release_patients_without_a_record_and_a_later_check_count
     later = dt.datetime(2019, 9, 2, tzinfo=dt.timezone.utc)
     _lake_with_cases(lh, [("BATCH-OK", True), ("BATCH-BAD", False)])
     # The failed batch was fixed and checked again: the latest check is what counts.
-    lh.store.append("program", "identifier_checks", IDENTIFIER_CHECKS.from_rows([{
+    lh.store.append(IDENTIFIER_CHECKS, IDENTIFIER_CHECKS.from_rows([{
         "team": "ntu", "dataset": "ccta", "batch_ref": "BATCH-BAD", "passed": True, "objects_scanned": 1,
         "findings": 0, "by_kind": "{}", "checked_at": later}]))
     got = {(r["case_pseudonym"], r["tier"]): r["eligible"] for r in release_eligibility(lh.store, lh.registry).to_pylist()}

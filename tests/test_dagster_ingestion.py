@@ -8,6 +8,8 @@ from medlake.settings import Settings
 from pipelines.definitions import build_definitions
 from pipelines.partitions import EXPORT_BATCHES
 from sensors.landing import landing_sensor
+from medlake.validation.history import VALIDATION_HISTORY
+from medlake.lake.tables import CASES, INSTANCES
 
 
 def _defs(lh):
@@ -85,7 +87,7 @@ def test_a_batch_check_validates_the_rows_that_batch_wrote(lakehouse):
         assert job.execute_in_process(partition_key="tvgh/liver-ct/b1", instance=instance).success
         second = job.execute_in_process(partition_key="tvgh/liver-ct/b2", instance=instance)
         assert second.success
-    history = lh.store.read("program", "validation_history").to_pylist()
+    history = lh.store.read(VALIDATION_HISTORY).to_pylist()
     rows = {r["table"]: r["element_count"] for r in history if r["run_id"] == second.run_id}
     assert {(r["team"], r["dataset"], len(r["batch_ref"])) for r in history} == {("tvgh", "liver-ct", 20)}
     assert len({r["batch_ref"] for r in history}) == 2   # keyed, never the folder name
@@ -95,8 +97,8 @@ def test_a_batch_check_validates_the_rows_that_batch_wrote(lakehouse):
     assert rows["restricted.batches"] == 1
     # Series and studies: those the batch's images belong to (2 and 1); cases: the whole slice.
     assert rows["deid.series"] == 2 and rows["deid.studies"] == 1
-    assert rows["deid.cases"] == lh.store.read("deid", "cases").num_rows == 2
-    assert lh.store.read("deid", "instances").num_rows == 4
+    assert rows["deid.cases"] == lh.store.read(CASES).num_rows == 2
+    assert lh.store.read(INSTANCES).num_rows == 4
 
 
 def test_workspace_yaml_loads_in_dagster_cli(tmp_path):

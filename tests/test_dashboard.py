@@ -132,7 +132,7 @@ ALL_TABLES = {PROGRESS_BY_DATASET: DATASETS, PROGRESS_BY_TEAM: TEAMS, CONSENT_SU
 def _lake(root: Path, defs) -> DeltaStore:
     store = DeltaStore(Lake.from_root(str(root)))
     for d in defs:
-        store.append(d.zone, d.name, d.from_rows(ALL_TABLES[d]), partition_by=d.partition_by)
+        store.append(d, ALL_TABLES[d])
     return store
 
 
@@ -264,7 +264,7 @@ def test_screenshot(page):
 def test_missing_tables_and_single_snapshot(tmp_path, chromium):
     """Only table 4 and one snapshot in the lake: placeholders, a one-point trend, no crash."""
     store = _lake(tmp_path / "lake", [PROGRESS_BY_TEAM])
-    store.append("program", "progress_history", PROGRESS_HISTORY.from_rows(HISTORY[2:3]))
+    store.append(PROGRESS_HISTORY, HISTORY[2:3])
     out = write_dashboard(store, tmp_path / "dashboard.html")
     assert not list(tmp_path.glob(".dashboard.html.*")), "temporary file left behind"
     text, attrs = browser.testids(browser.dump_dom(out))

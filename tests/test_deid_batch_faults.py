@@ -17,6 +17,7 @@ from medlake.settings import Settings, secret_key
 from medlake.synth.identities import national_id
 from pipelines.definitions import build_definitions
 from pipelines.partitions import EXPORT_BATCHES
+from medlake.lake.tables import DEID_QUARANTINE, IDENTIFIER_CHECKS, INSTANCES
 
 
 def _save(ds) -> bytes:
@@ -62,9 +63,9 @@ def test_undecodable_pixels_are_quarantined_not_shipped(lakehouse):
     assert lh.ingest(ref.team, ref.dataset, ref.batch).dicom_objects == 2
     r = deidentify_batch(lh.store, lh.landing, lh.registry, DeidKeys(secret_key()), ref)
     assert r.instances == 1 and r.quarantined == 1
-    q = lh.store.read("restricted", "deid_quarantine").to_pylist()
+    q = lh.store.read(DEID_QUARANTINE).to_pylist()
     assert [(x["path"], x["reason_code"]) for x in q] == [("images/broken.dcm", "undecodable_pixels")]
-    shipped = lh.store.read("deid", "instances").to_pylist()
+    shipped = lh.store.read(INSTANCES).to_pylist()
     assert len(shipped) == 1 and shipped[0]["pixels_cleaned"] and shipped[0]["burned_in_annotation"] == "NO"
     out = pydicom.dcmread(lh.root / "lake" / shipped[0]["object_path"])
     assert out.PatientID.startswith("PSN-") and "S2001" not in str(out)
@@ -92,5 +93,5 @@ def test_a_leak_fails_the_blocking_identifier_check(lakehouse):
         by_kind = evaluations[0].metadata["by_kind"].value
         assert evaluations[0].metadata["tables_scanned_whole"].value == [], "each table read for this batch only"
         assert set(by_kind) == {"national_id_pattern"} and by_kind["national_id_pattern"] >= 3
-    checks = lh.store.read("program", "identifier_checks").to_pylist()
+    checks = lh.store.read(IDENTIFIER_CHECKS).to_pylist()
     assert [c["passed"] for c in checks] == [False]

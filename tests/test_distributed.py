@@ -25,6 +25,7 @@ from medlake.synth import SynthSpec, generate
 from medlake.synth.identities import national_id
 from pipelines.definitions import process_export_batch_job
 from pipelines.partitions import EXPORT_BATCHES
+from medlake.lake.tables import CASES, INSTANCES, SOURCE_INSTANCES
 
 DEPLOY = REPO / "deploy" / "dask"
 CHECK_STEP = "deid__instances_no_identifiers_in_deid_batch"
@@ -95,8 +96,8 @@ def test_two_batches_run_at_once_on_a_shared_dask_cluster(tmp_path, registry, mo
             assert {e.dagster_event.partition for e in mats} == {key}
 
     store = DeltaStore(Lake.from_root(settings.lake))
-    source = store.read("restricted", "source_instances").to_pylist()
-    deid = store.read("deid", "instances").to_pylist()
+    source = store.read(SOURCE_INSTANCES).to_pylist()
+    deid = store.read(INSTANCES).to_pylist()
     deid_keys = DeidKeys.from_env()
     for key in keys:
         team, dataset, batch = key.split("/")
@@ -135,7 +136,7 @@ def test_a_leak_stops_the_batch_at_its_check_on_a_local_dask_cluster(tmp_path, r
         # Only checks failed (the leaky value also fails a great-expectations suite): no asset step.
         failed = {e.step_key for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)}
         assert CHECK_STEP in failed and not failed & {"ingest_export_batch", "deidentify_export_batch"}
-    assert not DeltaStore(Lake.from_root(settings.lake)).exists("deid", "cases")
+    assert not DeltaStore(Lake.from_root(settings.lake)).exists(CASES)
 
 
 def test_dask_executor_without_a_cluster_names_what_to_set(tmp_path, monkeypatch):

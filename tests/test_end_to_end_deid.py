@@ -14,6 +14,7 @@ from medlake.lake import DeltaStore, Lake
 from medlake.settings import Settings
 from medlake.synth import SynthSpec, generate, load_truth
 from pipelines.runner import run_pending
+from medlake.lake.tables import ANNOTATIONS, ANNOTATION_FILES, CASES, DEID_AUDIT, DEID_QUARANTINE, INSTANCES, SLIDES
 
 REFERENCE_KEYWORDS = ("ReferencedSOPInstanceUID",)
 
@@ -39,8 +40,8 @@ def _truth_index(truth, patterns: bool = True) -> IdentifierIndex:
 def test_every_batch_run_passed_with_its_identifier_check(programme):
     _, truth, run, store = programme
     assert run.ok and run.batches_run == 25
-    assert not store.exists("restricted", "deid_quarantine") or \
-        store.read("restricted", "deid_quarantine").num_rows == 0
+    assert not store.exists(DEID_QUARANTINE) or \
+        store.read(DEID_QUARANTINE).num_rows == 0
 
 
 def test_no_planted_identifier_outside_landing_and_restricted(programme):
@@ -67,7 +68,7 @@ def test_dagster_event_log_holds_no_identifier(programme):
 
 def test_annotations_resolve_to_deidentified_images(programme):
     settings, truth, _, store = programme
-    instances = store.read("deid", "instances").to_pylist()
+    instances = store.read(INSTANCES).to_pylist()
     sops = {r["sop_instance_uid"] for r in instances}
     # An RT Referenced Study item's ReferencedSOPInstanceUID is the StudyInstanceUID (PS3.3 C.8.8.3).
     studies = {r["study_instance_uid"] for r in instances}
@@ -81,7 +82,7 @@ def test_annotations_resolve_to_deidentified_images(programme):
             refs += 1
             resolved += uid in sops or uid in studies
     assert refs > 100 and resolved == refs
-    files = store.read("deid", "annotation_files").to_pylist()
+    files = store.read(ANNOTATION_FILES).to_pylist()
     targets = [t for f in files if f["kind"] in ("aim", "mask_image") for t in f["targets"]]
     series = {r["series_instance_uid"] for r in instances} | {r["study_instance_uid"] for r in instances}
     assert targets and all(t in sops or t in series for t in targets)
@@ -101,7 +102,7 @@ def remaining_cases(truth) -> list[dict]:
 
 def test_pixels_faces_and_slide_labels(programme):
     _, truth, _, store = programme
-    instances = store.read("deid", "instances").to_pylist()
+    instances = store.read(INSTANCES).to_pylist()
     by_dataset = {}
     for r in instances:
         by_dataset.setdefault(r["dataset"], []).append(r)
@@ -113,10 +114,10 @@ def test_pixels_faces_and_slide_labels(programme):
     for dataset in ("brain-mets-mri", "svd-mri", "neck-ct-lymph"):
         images = [r for r in by_dataset[dataset] if r["kind"] == "dicom_image"]
         assert images and all(r["defaced"] for r in images), dataset
-    slides = store.read("deid", "slides").to_pylist()
+    slides = store.read(SLIDES).to_pylist()
     assert slides and all(s["study_instance_uid"] for s in slides)
-    audit = store.read("deid", "deid_audit").to_pylist()
-    assert len(audit) == len(instances) + len(slides) + store.read("deid", "annotation_files").num_rows
+    audit = store.read(DEID_AUDIT).to_pylist()
+    assert len(audit) == len(instances) + len(slides) + store.read(ANNOTATION_FILES).num_rows
     assert all(json.loads(a["actions"]) is not None for a in audit)
 
 
@@ -126,7 +127,7 @@ def test_cases_table_matches_the_truth_file_case_by_case(programme, registry):
     from medlake.settings import secret_key
 
     keys = DeidKeys(secret_key())
-    cases = {(c["team"], c["dataset"], c["case_pseudonym"]): c for c in store.read("deid", "cases").to_pylist()}
+    cases = {(c["team"], c["dataset"], c["case_pseudonym"]): c for c in store.read(CASES).to_pylist()}
     expected = remaining_cases(truth)
     assert len(expected) < len(truth["cases"]), "the synthetic consent files withdraw some patients"
     assert len(cases) == len(expected)
@@ -135,5 +136,5 @@ def test_cases_table_matches_the_truth_file_case_by_case(programme, registry):
         assert row["annotation_status"] == c["expected_status"], (c["dataset"], row["annotation_status"])
         assert set(row["annotation_kinds"]) == set(c["annotation_kinds"]), c["dataset"]
         assert row["instances"] + row["slides"] > 0
-    annotations = store.read("deid", "annotations")
+    annotations = store.read(ANNOTATIONS)
     assert annotations.num_rows > 0 and all(annotations.column("resolved").to_pylist())

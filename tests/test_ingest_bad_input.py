@@ -10,7 +10,9 @@ import pytest
 from pydicom.uid import generate_uid
 
 from dicom_factory import ct_bytes, raw_dataset_bytes, write
+from medlake.lake.tables import table_named
 from medlake.ingest.pending import pending_batches
+from medlake.lake.tables import BATCHES, SOURCE_CASES, SOURCE_INSTANCES
 
 TEAM, DATASET = "ntu", "ccta"
 
@@ -195,8 +197,8 @@ def test_unknown_team_or_dataset_refuses_the_whole_batch(lakehouse, team, datase
     batch_rows = [r for r in lh.rows("quarantine") if r["scope"] == "batch"]
     assert [r["reason_code"] for r in batch_rows] == [code]
     assert {r["status"] for r in lh.rows("landed_files")} == {"quarantined"}
-    assert lh.store.read("restricted", "batches").to_pylist()[0]["status"] == "refused"
-    assert not lh.store.exists("restricted", "source_instances")
+    assert lh.store.read(BATCHES).to_pylist()[0]["status"] == "refused"
+    assert not lh.store.exists(SOURCE_INSTANCES)
 
 
 def test_files_outside_content_folders_refuse_the_batch(lakehouse):
@@ -248,7 +250,7 @@ def test_case_rows_checked_against_images(lakehouse):
                     6: "case_row_invalid"}
     cases = lh.rows("source_cases")
     assert [(c["case_id"], c["shareable"], c["consent_class"]) for c in cases] == [("C001", True, "A")]
-    assert "note" not in lh.store.read("restricted", "source_cases").column_names
+    assert "note" not in lh.store.read(SOURCE_CASES).column_names
     summary = assert_nothing_lost(lh, "b1")
     assert summary["case_rows_rejected"] == 4
 
@@ -258,11 +260,11 @@ def test_rerun_adds_nothing_and_changed_batch_is_refused(lakehouse):
     d, _ = _good_batch(lh)
     _ready(d)
     lh.ingest(TEAM, DATASET, "b1")
-    versions = {t: lh.store.version("restricted", t) for t in ("landed_files", "source_instances", "batches")}
+    versions = {t: lh.store.version(table_named("restricted", t)) for t in ("landed_files", "source_instances", "batches")}
     counts = {t: len(lh.rows(t)) for t in ("landed_files", "source_instances", "source_cases", "batches")}
     again = lh.ingest(TEAM, DATASET, "b1")
     assert again.outcome == "unchanged"
-    assert {t: lh.store.version("restricted", t) for t in versions} == versions
+    assert {t: lh.store.version(table_named("restricted", t)) for t in versions} == versions
     # Touching files (new mtimes, same bytes) re-reads them but still adds no row.
     for p in d.rglob("*"):
         if p.is_file():

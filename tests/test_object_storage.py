@@ -18,6 +18,7 @@ from pipelines.definitions import build_definitions
 from pipelines.runner import run_pending
 from s3server import S3Server, s3_environment
 from sensors.landing import landing_sensor
+from medlake.lake.tables import BATCHES, CASES, IDENTIFIER_CHECKS, INSTANCES, SLIDES, SOURCE_INSTANCES
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +76,11 @@ def test_the_whole_graph_runs_against_buckets(programme):
         run = run_pending(settings)
     assert run.ok and run.batches_run == 2, run.failed
     store = DeltaStore(Lake.from_root(settings.lake))
-    instances = store.read("deid", "instances")
-    slides = store.read("deid", "slides")
+    instances = store.read(INSTANCES)
+    slides = store.read(SLIDES)
     assert instances.num_rows > 0 and slides.num_rows > 0
-    assert store.read("deid", "cases").num_rows > 0
-    checks = store.read("program", "identifier_checks").to_pylist()
+    assert store.read(CASES).num_rows > 0
+    checks = store.read(IDENTIFIER_CHECKS).to_pylist()
     assert len(checks) == 2 and all(c["passed"] for c in checks)
     # The de-identified objects are in the bucket, every one the tables name.
     lake = ObjectStore(settings.lake)
@@ -131,7 +132,7 @@ def test_store_outage_fails_clearly_and_the_next_run_resumes(tmp_path, registry)
             run_pending(settings)
         assert "cannot list s3://outage/exports" in str(failure.value)
         store = DeltaStore(Lake.from_root(settings.lake))
-        assert not store.exists("restricted", "batches")
+        assert not store.exists(BATCHES)
         server.start()  # moto keeps buckets in memory: bring the store back as it was
         server.make_bucket("outage")
         upload_tree(exports, "s3://outage/exports")
@@ -142,5 +143,5 @@ def test_store_outage_fails_clearly_and_the_next_run_resumes(tmp_path, registry)
             assert again.batches_run == 0
         finally:
             server.stop()
-    rows = store.read("restricted", "source_instances").to_pylist()
+    rows = store.read(SOURCE_INSTANCES).to_pylist()
     assert len(rows) == len({(r["team"], r["dataset"], r["sop_instance_uid"]) for r in rows}) > 0

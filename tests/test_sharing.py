@@ -25,6 +25,8 @@ from medlake.synth import SynthSpec, generate, load_truth
 from pipelines.runner import run_pending
 
 from conftest import registry_with
+from medlake.sharing.tables import APPLICATIONS, APPLICATION_PROBLEMS, RELEASE_ELIGIBILITY, RELEASE_LOG
+from medlake.lake.tables import CASES, INSTANCES
 
 DATASETS = ("ccta", "af-cardiac-ct", "lung-pathology", "brain-mets-mri", "ivus")
 AS_OF = "2019-09-15"
@@ -57,7 +59,7 @@ def release_cases(version_dir: Path) -> set[str]:
 
 def test_releases_hold_only_eligible_cases(programme):
     settings, _, store = programme
-    elig = store.read("deid", "release_eligibility")
+    elig = store.read(RELEASE_ELIGIBILITY)
     published = list(latest_dirs(settings.releases))
     assert {(d.parts[-3], d.parts[-1]) for d, _ in published} >= {("collaboration", "ccta"), ("review", "ccta")}
     withheld = elig.filter(pc.greater(pc.list_value_length(elig["reasons"]), 0))
@@ -103,7 +105,7 @@ def test_manifest_covers_and_verifies_every_file(programme):
 
 def test_objects_are_hard_links_to_the_deid_zone(programme):
     settings, _, store = programme
-    deid = {r["sha256"]: Path(settings.lake) / r["object_path"] for r in store.read("deid", "instances").to_pylist()}
+    deid = {r["sha256"]: Path(settings.lake) / r["object_path"] for r in store.read(INSTANCES).to_pylist()}
     version = Path(settings.releases) / "collaboration" / "ntu" / "ccta" / "latest"
     instances = pq.read_table(version / "tables" / "instances.parquet").to_pylist()
     assert instances
@@ -123,7 +125,7 @@ def test_images_only_dataset_releases_no_annotation(programme):
     assert kinds <= {"dicom_image", "dicom_waveform"}
     assert pq.read_table(version / "tables" / "slides.parquet").num_rows > 0
     # The lake itself keeps the annotations: only the release leaves them out.
-    lake_cases = store.read("deid", "cases").filter(pc.equal(store.read("deid", "cases")["dataset"], "lung-pathology"))
+    lake_cases = store.read(CASES).filter(pc.equal(store.read(CASES)["dataset"], "lung-pathology"))
     assert lake_cases.num_rows >= len(cases)
 
 
@@ -142,7 +144,7 @@ def test_every_dataset_card_is_complete(programme, registry):
 
 def test_application_release_holds_only_its_approved_datasets(programme):
     settings, truth, store = programme
-    apps = {a["application_id"]: a for a in store.read("program", "applications").to_pylist()}
+    apps = {a["application_id"]: a for a in store.read(APPLICATIONS).to_pylist()}
     for expected in truth["applications"]:
         if expected["expected_status"] is not None:
             assert apps[expected["application_id"]]["status"] == expected["expected_status"]
@@ -160,10 +162,10 @@ def test_application_release_holds_only_its_approved_datasets(programme):
                 assert os.path.samefile(f, version / dataset / f.relative_to(review))
     others = {p.name for p in (Path(settings.releases) / "applications").iterdir() if p.is_dir()}
     assert others == {app["application_id"]}
-    log = store.read("program", "release_log").to_pylist()
+    log = store.read(RELEASE_LOG).to_pylist()
     assert any(r["application_id"] == app["application_id"] and r["action"] == "published"
                and r["recipient"] == app["institution"] for r in log)
-    codes = {p["code"] for p in store.read("program", "application_problems").to_pylist()}
+    codes = {p["code"] for p in store.read(APPLICATION_PROBLEMS).to_pylist()}
     assert {"decision_without_application", "application_unknown_dataset"} <= codes
 
 
@@ -180,7 +182,7 @@ def test_k_gate_generalises_and_suppresses(programme, registry, tmp_path):
         (version / "DATASET_CARD.md").read_text()
     # The same cases at the public tier's k = 11: fewer than 11 in every class, so none may go.
     public = registry_with(registry, "ccta", tiers=("collaboration", "review", "public"))
-    eligible = store.read("deid", "release_eligibility")
+    eligible = store.read(RELEASE_ELIGIBILITY)
     eligible = eligible.filter(pc.equal(eligible["tier"], "collaboration"))
     eligible = eligible.set_column(eligible.schema.get_field_index("tier"), "tier",
                                    pc.cast(pc.replace_substring(eligible["tier"], "collaboration", "public"),

@@ -267,9 +267,9 @@ def test_record_appends_history_rows(tmp_path, suites):
     outcome = validate(_changed("restricted.batches", {0: {"files_landed": 11}}), suite)
     record(store, suite.table_id, outcome, "run-1")
     record(store, suite.table_id, outcome, "run-2")
-    rows = store.read("program", "validation_history").to_pylist()
+    rows = store.read(VALIDATION_HISTORY).to_pylist()
     assert len(rows) == 2 * len(suite.expectations)
-    assert store.read("program", "validation_history").schema == VALIDATION_HISTORY.schema
+    assert store.read(VALIDATION_HISTORY).schema == VALIDATION_HISTORY.schema
     bad = [r for r in rows if not r["success"]]
     assert {(r["expectation"], r["column"], r["unexpected_count"], r["run_id"]) for r in bad} == {
         ("medlake_column_equals_sum", "files_landed", 1, "run-1"), ("medlake_column_equals_sum", "files_landed", 1, "run-2")}
@@ -282,9 +282,12 @@ def test_history_written_before_batches_were_recorded_gains_the_columns(tmp_path
     suite = suites["restricted.batches"]
     outcome = validate(_changed("restricted.batches", {}), suite)
     old_columns = [c for c in VALIDATION_HISTORY.column_names if c not in ("team", "dataset", "batch_ref")]
-    store.append("program", "validation_history", history_rows(suite.table_id, outcome, "run-0").select(old_columns))
+    from deltalake import write_deltalake
+
+    # As an older medlake wrote it, before the table had those columns.
+    write_deltalake(store.uri(VALIDATION_HISTORY), history_rows(suite.table_id, outcome, "run-0").select(old_columns))
     record(store, suite.table_id, outcome, "run-1", batch=("tvgh", "liver-ct", "ABCDEFGHIJKLMNOPQRST"))
-    rows = store.read("program", "validation_history").to_pylist()
+    rows = store.read(VALIDATION_HISTORY).to_pylist()
     assert {(r["run_id"], r["team"], r["batch_ref"]) for r in rows} == {
         ("run-0", None, None), ("run-1", "tvgh", "ABCDEFGHIJKLMNOPQRST")}
     assert len(rows) == 2 * len(suite.expectations)
@@ -300,7 +303,7 @@ def _two_batches(tmp_path, table_id, first: list[dict], second: list[dict]):
 
     td, _ = TABLES[table_id]
     store = DeltaStore(Lake.from_root(str(tmp_path / "lake")))
-    store.append(td.zone, td.name, td.from_rows(first + second))
+    store.append(td, first + second)
     return store
 
 
@@ -358,14 +361,14 @@ def test_restricted_rows_are_found_by_folder_and_series_by_the_batch_instances(t
     # A batch that re-sent an object with other content also rewrote the earlier batch's rows.
     conflict = [{**_quarantine(0), "batch": "b2", "reason_code": "conflicting_sop_instance"}]
     store = _two_batches(tmp_path / "c", "restricted.source_instances", first, second)
-    store.append("restricted", "quarantine", QUARANTINE.from_rows(conflict))
+    store.append(QUARANTINE, conflict)
     assert validate_dataset(store, suite, "tvgh", "liver-ct", "b2", REF_2).row_count == 6
     assert validate_dataset(store, suite, "tvgh", "liver-ct", "b1", REF_2).row_count == 3
 
     # Series: those the batch's instances belong to; no instances table yet: the whole slice.
     store = _two_batches(tmp_path / "s", "deid.series", [_series(i) for i in range(4)], [])
     assert validate_dataset(store, suites["deid.series"], "tvgh", "liver-ct", "b2", REF_2).row_count == 4
-    store.append("deid", "instances", INSTANCES.from_rows(
+    store.append(INSTANCES, INSTANCES.from_rows(
         [{**_instance(i), "batch_ref": REF_2, "series_instance_uid": _uid(3)} for i in range(10, 13)]
         + [_instance(i) for i in range(3)]))
     out = validate_dataset(store, suites["deid.series"], "tvgh", "liver-ct", "b2", REF_2)
@@ -385,7 +388,7 @@ def _graph(tmp_path, rows_changes, executed: list):
 
     @dg.asset(key=key, partitions_def=parts)
     def batches(lake: LakeResource):
-        lake.store().append("restricted", "batches", _changed("restricted.batches", rows_changes))
+        lake.store().append(BATCHES, _changed("restricted.batches", rows_changes))
 
     @dg.asset(deps=[key], partitions_def=parts)
     def downstream():
@@ -409,7 +412,7 @@ def test_failing_blocking_suite_check_stops_downstream(tmp_path):
     assert meta["failing_expectations"].value == {"medlake_column_equals_sum(files_landed)": 1}
     assert meta["example_keys"].value == {"medlake_column_equals_sum(files_landed)": [["row", 2]]}
     from medlake.lake import DeltaStore, Lake
-    hist = DeltaStore(Lake.from_root(str(tmp_path / "lake"))).read("program", "validation_history")
+    hist = DeltaStore(Lake.from_root(str(tmp_path / "lake"))).read(VALIDATION_HISTORY)
     assert hist.num_rows == 17 and set(hist.column("run_id").to_pylist()) == {res.run_id}
 
 

@@ -11,10 +11,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from medlake.lake.tables import table_named
 from medlake.deid.keys import DeidKeys
 from medlake.sharing.publish import latest_version, versions
 from pipelines.runner import run_pending
 from test_sharing import AS_OF, release_cases, run_programme
+from medlake.lake.tables import ANNOTATIONS, CASES, INSTANCES, SOURCE_CASES
+from medlake.sharing.tables import RELEASE_LOG
+from medlake.consent.tables import CONSENT_STATUS, WITHDRAWAL_AUDIT
 
 RELEASES = (("collaboration", "ntu", "ccta"), ("review", "ntu", "ccta"))
 
@@ -24,18 +28,18 @@ def withdrawn(tmp_path_factory, registry):
     settings, truth, store = run_programme(tmp_path_factory.mktemp("withdrawal"), registry)
     keys = DeidKeys.from_env()
     released = release_cases(Path(settings.releases) / "collaboration" / "ntu" / "ccta" / "latest")
-    source = store.read("restricted", "source_cases").to_pylist()
+    source = store.read(SOURCE_CASES).to_pylist()
     patient = next(c["patient_id"] for c in source if c["dataset"] == "ccta"
                    and keys.case_id("ntu", "ccta", c["case_id"]) in released)
     pseudonym = keys.patient_pseudonym("ntu", patient)
     before = {
-        "objects": [r for r in store.read("deid", "instances").to_pylist() if r["patient_pseudonym"] == pseudonym],
-        "cases": {c["case_pseudonym"] for c in store.read("deid", "cases").to_pylist()
+        "objects": [r for r in store.read(INSTANCES).to_pylist() if r["patient_pseudonym"] == pseudonym],
+        "cases": {c["case_pseudonym"] for c in store.read(CASES).to_pylist()
                   if c["patient_pseudonym"] == pseudonym},
         "released": {r: release_cases(Path(settings.releases).joinpath(*r, "latest")) for r in RELEASES},
         "versions": {r: latest_version(Path(settings.releases).joinpath(*r)) for r in RELEASES},
         "app": latest_version(Path(settings.releases) / "applications" / "app-2019-001"),
-        "all_cases": store.read("deid", "cases").num_rows,
+        "all_cases": store.read(CASES).num_rows,
     }
     assert before["objects"] and before["cases"]
     consent = Path(settings.landing) / "ntu" / "_consent" / "2019-10-01.csv"
@@ -67,10 +71,10 @@ def test_no_byte_of_the_patients_objects_remains_shareable(withdrawn):
 def test_no_row_of_the_patient_remains_in_deid_catalogue_or_releases(withdrawn):
     settings, store, _, pseudonym, before = withdrawn
     for table in ("cases", "instances", "series", "studies", "release_eligibility"):
-        rows = store.read("deid", table).to_pylist()
+        rows = store.read(table_named("deid", table)).to_pylist()
         assert rows and not [r for r in rows if r["patient_pseudonym"] == pseudonym], table
     cases = before["cases"]
-    annotations = store.read("deid", "annotations").to_pylist()
+    annotations = store.read(ANNOTATIONS).to_pylist()
     assert not [a for a in annotations if a["target_case"] in cases]
     catalogue = [p for p in (Path(settings.lake) / "catalog").rglob("*.parquet")]
     assert catalogue
@@ -97,7 +101,7 @@ def test_releases_get_new_versions_and_the_old_ones_are_purged(withdrawn):
         assert meta["counts"]["cases"] == len(now)
     app = Path(settings.releases) / "applications" / "app-2019-001"
     assert latest_version(app) != before["app"] and versions(app) == [latest_version(app)]
-    log = store.read("program", "release_log").to_pylist()
+    log = store.read(RELEASE_LOG).to_pylist()
     purged = {r["path"] for r in log if r["action"] == "purged"}
     assert {f"{'/'.join(r)}/{before['versions'][r]}" for r in RELEASES} <= purged
     assert f"applications/app-2019-001/{before['app']}" in purged
@@ -105,30 +109,30 @@ def test_releases_get_new_versions_and_the_old_ones_are_purged(withdrawn):
 
 def test_other_patients_stay_in_the_lake(withdrawn):
     _, store, _, _, before = withdrawn
-    assert store.read("deid", "cases").num_rows == before["all_cases"] - len(before["cases"])
+    assert store.read(CASES).num_rows == before["all_cases"] - len(before["cases"])
 
 
 def test_audit_rows_say_what_went_when_and_why(withdrawn):
     _, store, _, pseudonym, before = withdrawn
-    rows = [r for r in store.read("restricted", "withdrawal_audit").to_pylist() if r["patient_pseudonym"] == pseudonym]
+    rows = [r for r in store.read(WITHDRAWAL_AUDIT).to_pylist() if r["patient_pseudonym"] == pseudonym]
     scopes = {r["scope"] for r in rows}
     assert {"deid_objects", "deid_table", "release", "application_release"} <= scopes
     assert all(r["event"] == "withdrawn" and r["event_file"] == "2019-10-01.csv" and r["event_line"] == 2
                for r in rows)
     objects = next(r for r in rows if r["scope"] == "deid_objects")
     assert objects["removed_objects"] >= len(before["objects"])
-    status = [s for s in store.read("restricted", "consent_status").to_pylist() if s["patient_pseudonym"] == pseudonym]
+    status = [s for s in store.read(CONSENT_STATUS).to_pylist() if s["patient_pseudonym"] == pseudonym]
     assert [(s["releasable"], s["reason"]) for s in status] == [(False, "consent_withdrawn")]
 
 
 def test_a_further_run_changes_nothing(withdrawn):
     settings, store, _, _, _ = withdrawn
-    log_before = store.read("program", "release_log").num_rows
-    audit_before = store.read("restricted", "withdrawal_audit").num_rows
+    log_before = store.read(RELEASE_LOG).num_rows
+    audit_before = store.read(WITHDRAWAL_AUDIT).num_rows
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MEDLAKE_AS_OF", AS_OF)
         mp.setattr("pipelines.runner.programme_stale", lambda *_: True)  # force the programme run
         run = run_pending(settings)
     assert run.ok and run.programme_refreshed
-    assert store.read("program", "release_log").num_rows == log_before
-    assert store.read("restricted", "withdrawal_audit").num_rows == audit_before
+    assert store.read(RELEASE_LOG).num_rows == log_before
+    assert store.read(WITHDRAWAL_AUDIT).num_rows == audit_before

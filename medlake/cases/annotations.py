@@ -9,6 +9,7 @@ import pyarrow.dataset as pads
 
 from medlake.annotations import AnnotationProblem, mask_shape, read_annotation
 from medlake.lake.delta import DeltaStore, matching
+from medlake.lake.tables import ANNOTATION_FILES, INSTANCES
 
 DICOM_ANNOTATION_KINDS = ("rtstruct", "seg", "sr", "presentation_state")
 
@@ -20,13 +21,13 @@ def batch_annotations(store: DeltaStore, team: str, dataset: str, batch_ref: str
     key = {"team": team, "dataset": dataset, "batch_ref": batch_ref}
     dataset_filter = matching(team=team, dataset=dataset)
     batch_filter = dataset_filter & (pads.field("batch_ref") == batch_ref)
-    instances = store.dataset("deid", "instances")
+    instances = store.dataset(INSTANCES)
     objects: list[tuple[str, str, str]] = []  # (object id, kind, path)
     if instances is not None:
         for r in instances.to_table(columns=["kind", "sop_instance_uid", "object_path"], filter=batch_filter
                                     & pads.field("kind").isin(list(DICOM_ANNOTATION_KINDS))).to_pylist():
             objects.append((r["sop_instance_uid"], r["kind"], r["object_path"]))
-    files = store.dataset("deid", "annotation_files")
+    files = store.dataset(ANNOTATION_FILES)
     if files is not None:
         for r in files.to_table(columns=["kind", "object_path"], filter=batch_filter).to_pylist():
             objects.append((Path(r["object_path"]).name, r["kind"], r["object_path"]))

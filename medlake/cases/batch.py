@@ -13,7 +13,7 @@ from medlake.cases.annotations import batch_annotations
 from medlake.cases.build import build_cases, case_pseudonyms
 from medlake.cases.update import apply_update, plan_update
 from medlake.deid.keys import DeidKeys
-from medlake.lake.delta import DeltaStore, matching, where
+from medlake.lake.delta import DeltaStore
 from medlake.lake.tables import ANNOTATION_PROBLEMS, ANNOTATIONS, CASES
 from medlake.landing import BatchRef
 from medlake.program import Registry
@@ -33,26 +33,27 @@ class CasesResult:
 
 
 def annotate_and_count(store: DeltaStore, keys: DeidKeys, registry: Registry, ref: BatchRef) -> CasesResult:
+    with store.lake.dataset_lock(ref.team, ref.dataset, f"annotations and cases {ref.key}"):
+        return _annotate_and_count(store, keys, registry, ref)
+
+
+def _annotate_and_count(store: DeltaStore, keys: DeidKeys, registry: Registry, ref: BatchRef) -> CasesResult:
     batch_ref = keys.batch_ref(ref.team, ref.dataset, ref.batch)
     plan = plan_update(store, keys, registry, ref.team, ref.dataset, ref.batch, batch_ref)
     pseudonyms = plan.known_cases if plan else case_pseudonyms(store, keys, ref.team, ref.dataset)
     rows, problems = batch_annotations(store, ref.team, ref.dataset, batch_ref, pseudonyms)
     out = CasesResult(annotations=len(rows), unresolved=sum(not r["resolved"] for r in rows),
                       problems_by_code=dict(Counter(p["code"] for p in problems)))
-    batch_slice = where(team=ref.team, dataset=ref.dataset, batch_ref=batch_ref)
+    in_dataset = {"team": ref.team, "dataset": ref.dataset}
+    batch_slice = {**in_dataset, "batch_ref": batch_ref}
     v = out.table_versions
-    v["annotations"] = store.replace_where("deid", "annotations", ANNOTATIONS.from_rows(rows), batch_slice,
-                                           ANNOTATIONS.partition_by)
-    v["annotation_problems"] = store.replace_where("deid", "annotation_problems",
-                                                   ANNOTATION_PROBLEMS.from_rows(problems), batch_slice,
-                                                   ANNOTATION_PROBLEMS.partition_by)
+    v["annotations"] = store.replace(ANNOTATIONS, rows, batch_slice)
+    v["annotation_problems"] = store.replace(ANNOTATION_PROBLEMS, problems, batch_slice)
     version = apply_update(store, keys, registry, plan, rows) if plan else None
     if version is None:
-        version = store.replace_where("deid", "cases", build_cases(store, keys, registry, ref.team, ref.dataset),
-                                      where(team=ref.team, dataset=ref.dataset), CASES.partition_by)
+        version = store.replace(CASES, build_cases(store, keys, registry, ref.team, ref.dataset), in_dataset)
     v["cases"] = version
-    cases = store.read("deid", "cases", ["annotation_status", "instances", "slides"],
-                       filter=matching(team=ref.team, dataset=ref.dataset))
+    cases = store.read(CASES, ["annotation_status", "instances", "slides"], where=in_dataset)
     out.cases = cases.num_rows
     out.status = {c["values"]: c["counts"] for c in pc.value_counts(cases.column("annotation_status")).to_pylist()}
     empty = pc.and_(pc.equal(pc.fill_null(cases.column("instances"), 0), 0),

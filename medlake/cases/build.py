@@ -12,29 +12,29 @@ import pyarrow as pa
 
 from medlake.consent.status import withdrawn_patient_ids
 from medlake.deid.keys import DeidKeys
-from medlake.lake.delta import DeltaStore, matching
-from medlake.lake.tables import CASES
+from medlake.lake.delta import DeltaStore
+from medlake.lake.tables import ANNOTATIONS, CASES, INSTANCES, SLIDES, SOURCE_CASES, TableDef
 from medlake.program import Registry
 
 IMAGE_KINDS = ("dicom_image", "dicom_waveform")
 
 
 def case_pseudonyms(store: DeltaStore, keys: DeidKeys, team: str, dataset: str) -> set[str]:
-    t = dataset_rows(store, "restricted", "source_cases", team, dataset, ["case_id"])
+    t = dataset_rows(store, SOURCE_CASES, team, dataset, ["case_id"])
     return {keys.case_id(team, dataset, c) for c in t.column("case_id").to_pylist()} if t.num_rows else set()
 
 
 def build_cases(store: DeltaStore, keys: DeidKeys, registry: Registry, team: str, dataset: str) -> pa.Table:
     spec = registry.dataset(dataset)
     required = set(spec.required_annotation_kinds)
-    source = dataset_rows(store, "restricted", "source_cases", team, dataset,
+    source = dataset_rows(store, SOURCE_CASES, team, dataset,
                           ["case_id", "patient_id", "study_instance_uids", "label_source", "shareable",
                            "consent_class"])
-    instances = dataset_rows(store, "deid", "instances", team, dataset,
+    instances = dataset_rows(store, INSTANCES, team, dataset,
                              ["kind", "study_instance_uid", "series_instance_uid", "sop_instance_uid", "modality",
                               "number_of_frames"])
-    slides = dataset_rows(store, "deid", "slides", team, dataset, ["study_instance_uid"])
-    annotations = dataset_rows(store, "deid", "annotations", team, dataset,
+    slides = dataset_rows(store, SLIDES, team, dataset, ["study_instance_uid"])
+    annotations = dataset_rows(store, ANNOTATIONS, team, dataset,
                                ["kind", "target_study_uid", "target_series_uid", "target_instance_uid",
                                 "target_case", "resolved"])
 
@@ -126,9 +126,6 @@ def part_of(sharing: str, shareable: bool) -> str:
     return "partially_not_shared"
 
 
-def dataset_rows(store: DeltaStore, zone: str, name: str, team: str, dataset: str, columns: list[str]) -> pa.Table:
-    """The given columns of one dataset's rows of a table (none, as strings, when it does not exist)."""
-    ds = store.dataset(zone, name)
-    if ds is None:
-        return pa.table({c: pa.array([], pa.string()) for c in columns})
-    return ds.to_table(columns=columns, filter=matching(team=team, dataset=dataset))
+def dataset_rows(store: DeltaStore, table: TableDef, team: str, dataset: str, columns: list[str]) -> pa.Table:
+    """The given columns of one dataset's rows of a table."""
+    return store.read(table, columns, where={"team": team, "dataset": dataset})

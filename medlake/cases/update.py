@@ -22,8 +22,8 @@ import pyarrow.dataset as pads
 from medlake.cases.build import annotation_status, case_inputs, case_row, dataset_rows, part_of
 from medlake.consent.status import withdrawn_patient_ids
 from medlake.deid.keys import DeidKeys
-from medlake.lake.delta import DeltaStore, matching, sql_literal, where
-from medlake.lake.tables import ANNOTATIONS, CASES, INSTANCES, SLIDES
+from medlake.lake.delta import DeltaStore, matching
+from medlake.lake.tables import ANNOTATIONS, CASES, INSTANCES, SLIDES, SOURCE_CASES
 from medlake.program import Registry
 
 _EXISTING = ["case_pseudonym", "patient_pseudonym", "part", "study_instance_uids", "annotation_kinds",
@@ -48,12 +48,12 @@ class CasePlan:
 def plan_update(store: DeltaStore, keys: DeidKeys, registry: Registry, team: str, dataset: str,
                 batch: str, batch_ref: str) -> CasePlan | None:
     """The update for the batch's cases, or None when the dataset must be rebuilt."""
-    if not store.exists("deid", "cases"):
+    if not store.exists(CASES):
         return None
-    existing = dataset_rows(store, "deid", "cases", team, dataset, _EXISTING)
+    existing = dataset_rows(store, CASES, team, dataset, _EXISTING)
     if not existing.num_rows:
         return None
-    source = dataset_rows(store, "restricted", "source_cases", team, dataset,
+    source = dataset_rows(store, SOURCE_CASES, team, dataset,
                           ["batch", "case_id", "patient_id", "study_instance_uids", "label_source", "shareable",
                            "consent_class"])
     withdrawn = withdrawn_patient_ids(store, team)
@@ -105,8 +105,8 @@ def apply_update(store: DeltaStore, keys: DeidKeys, registry: Registry, plan: Ca
     spec = registry.dataset(plan.dataset)
     team, dataset = plan.team, plan.dataset
     in_dataset = matching(team=team, dataset=dataset)
-    instances = store.dataset("deid", "instances")
-    slides = store.dataset("deid", "slides")
+    instances = store.dataset(INSTANCES)
+    slides = store.dataset(SLIDES)
 
     # Studies the batch reached: its images and slides, and what its annotations point at.
     touched: set[str] = set()
@@ -144,11 +144,17 @@ def apply_update(store: DeltaStore, keys: DeidKeys, registry: Registry, plan: Ca
                       studies=r["study_instance_uids"], label_source=r["label_source"],
                       shareable=r["shareable"], consent_class=r["consent_class"]) for r in reached]
 
-    if plan.withdrawn_rows:
-        listed = ", ".join(sql_literal(p) for p in plan.withdrawn_rows)
-        store.delete("deid", "cases", f"{where(team=team, dataset=dataset)} AND patient_pseudonym IN ({listed})")
-    version = store.upsert("deid", "cases", CASES.from_rows(rows), CASES.keys, CASES.partition_by)
-    now = store.dataset("deid", "cases").count_rows(filter=in_dataset)
+    new = CASES.from_rows(rows)
+    gone = pa.array(sorted(plan.withdrawn_rows), pa.string())
+
+    def merged(current: pa.Table) -> pa.Table:
+        # Rows of withdrawn patients go in the same commit; the commit names only the dataset.
+        kept = current.filter(pc.invert(pc.is_in(current.column("patient_pseudonym"), value_set=gone)))
+        return pa.concat_tables([kept.filter(pc.invert(pc.is_in(kept.column("case_pseudonym"),
+                                                                value_set=new.column("case_pseudonym")))), new])
+
+    version = store.rewrite(CASES, {"team": team, "dataset": dataset}, merged)
+    now = store.count(CASES, where=in_dataset)
     return version if now == plan.expected else None
 
 
@@ -172,26 +178,26 @@ def _inputs(store: DeltaStore, team: str, dataset: str, studies: set[str], cases
     wanted = sorted(studies)
     image_columns = ["kind", "study_instance_uid", "series_instance_uid", "sop_instance_uid", "modality",
                      "number_of_frames"]
-    instances = store.read("deid", "instances", image_columns,
-                           in_dataset & pads.field("study_instance_uid").isin(wanted), INSTANCES.schema)
-    slides = store.read("deid", "slides", ["study_instance_uid"],
-                        in_dataset & pads.field("study_instance_uid").isin(wanted), SLIDES.schema)
+    instances = store.read(INSTANCES, image_columns,
+                           in_dataset & pads.field("study_instance_uid").isin(wanted))
+    slides = store.read(SLIDES, ["study_instance_uid"],
+                        in_dataset & pads.field("study_instance_uid").isin(wanted))
     parts = sorted(set(instances.column("series_instance_uid").to_pylist())
                    | set(instances.column("sop_instance_uid").to_pylist()))
-    annotations = store.read("deid", "annotations", ["kind", "target_study_uid", "target_series_uid",
+    annotations = store.read(ANNOTATIONS, ["kind", "target_study_uid", "target_series_uid",
                                                      "target_instance_uid", "target_case", "resolved"],
                              in_dataset & (pads.field("target_case").isin(sorted(cases))
                                            | pads.field("target_study_uid").isin(wanted)
                                            | pads.field("target_series_uid").isin(parts)
-                                           | pads.field("target_instance_uid").isin(parts)), ANNOTATIONS.schema)
+                                           | pads.field("target_instance_uid").isin(parts)))
     # An annotation is placed by its series before its instance: images of other studies that its
     # targets name complete that lookup (they count only towards studies no rebuilt case has).
     targets = sorted({u for c in ("target_series_uid", "target_instance_uid")
                       for u in annotations.column(c).to_pylist() if u} - set(parts))
     if targets:
-        others = store.read("deid", "instances", image_columns, in_dataset
+        others = store.read(INSTANCES, image_columns, in_dataset
                             & (pads.field("series_instance_uid").isin(targets)
                                | pads.field("sop_instance_uid").isin(targets))
-                            & ~pads.field("study_instance_uid").isin(wanted), INSTANCES.schema)
+                            & ~pads.field("study_instance_uid").isin(wanted))
         instances = pa.concat_tables([instances, others])
     return instances, slides, annotations

@@ -87,7 +87,7 @@ def _partition_dirs(table_dir: Path) -> set[Path]:
 def export_partitioned(store: DeltaStore, tdef: TableDef) -> int:
     """Write one de-identified table as team/dataset partitions; returns the rows written."""
     table_dir = catalog_root(store) / tdef.name
-    source = store.dataset(tdef.zone, tdef.name)
+    source = store.dataset(tdef)
     written_dirs: set[Path] = set()
     rows = 0
     if source is not None:
@@ -128,7 +128,7 @@ def export_single(store: DeltaStore, tdef: TableDef) -> int:
     """Write one small table as `<catalog>/<table>.parquet` (replaced atomically); returns its rows."""
     root = catalog_root(store)
     root.mkdir(parents=True, exist_ok=True)
-    source = store.dataset(tdef.zone, tdef.name)
+    source = store.dataset(tdef)
     if source is None:
         data = tdef.schema.empty_table()
     else:
@@ -163,7 +163,7 @@ def export_catalog(
                            f"{', '.join(list(PARTITIONED_TABLES) + list(PROGRAM_TABLES))}")
     defs = [PARTITIONED_TABLES[t] for t in tables] + [PROGRAM_TABLES[t] for t in program_tables]
     for tdef in defs:  # refuse before writing anything
-        ds = store.dataset(tdef.zone, tdef.name)
+        ds = store.dataset(tdef)
         if ds is not None:
             check_no_identifiers(f"{tdef.zone}/{tdef.name}", ds.schema.names)
     counts: dict[str, int] = {}

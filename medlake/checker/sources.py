@@ -20,28 +20,25 @@ from medlake.checker.findings import CheckReport
 from medlake.checker.index import IdentifierIndex
 from medlake.checker.tables import DeltaScope
 from medlake.lake.delta import DeltaStore
-from medlake.lake.tables import IDENTIFIER_CHECKS
+from medlake.lake.tables import IDENTIFIER_CHECKS, SOURCE_CASES, SOURCE_INSTANCES, SOURCE_SLIDES, VAULT, table_named
 
 _SOURCE_COLUMNS = {
-    "source_instances": {
+    SOURCE_INSTANCES: {
         "patient_id": "patient_id", "patient_name": "patient_name", "patient_birth_date": "birth_date",
         "accession_number": "accession_number", "study_instance_uid": "original_uid",
         "series_instance_uid": "original_uid", "sop_instance_uid": "original_uid",
         "frame_of_reference_uid": "original_uid",
     },
-    "source_cases": {"patient_id": "patient_id", "case_id": "case_id"},
-    "source_slides": {"study_instance_uid": "original_uid"},
-    "vault": {"patient_id": "patient_id"},
+    SOURCE_CASES: {"patient_id": "patient_id", "case_id": "case_id"},
+    SOURCE_SLIDES: {"study_instance_uid": "original_uid"},
+    VAULT: {"patient_id": "patient_id"},
 }
 
 
 def team_identifiers(store: DeltaStore, team: str) -> Iterator[tuple[str, str]]:
     """(kind, value) for every identifier the team's restricted tables hold."""
     for table, columns in _SOURCE_COLUMNS.items():
-        ds = store.dataset("restricted", table)
-        if ds is None:
-            continue
-        yield from _pairs(ds.to_table(columns=list(columns), filter=pads.field("team") == team), columns)
+        yield from _pairs(store.read(table, list(columns), where={"team": team}), columns)
 
 
 def _pairs(t, columns: dict[str, str]) -> Iterator[tuple[str, str]]:
@@ -70,16 +67,16 @@ def team_index(store: DeltaStore, team: str | Iterable[str]) -> IdentifierIndex:
         index, indexed = _TEAM_INDEXES.pop(key, None) or (IdentifierIndex.build(()), {})
         pairs, files = [], {}
         for table, columns in _SOURCE_COLUMNS.items():
-            ds = store.dataset("restricted", table)
+            ds = store.dataset(table)
             if ds is None:
                 continue
-            done = indexed.get(table, set())
+            done = indexed.get(table.name, set())
             new = [f for f in ds.get_fragments(filter=mine) if f.path not in done]
             if not new:
                 continue
             pairs += _pairs(pads.FileSystemDataset(new, ds.schema, ds.format, ds.filesystem).to_table(
                 columns=list(columns), filter=mine), columns)
-            files[table] = {f.path for f in new}
+            files[table.name] = {f.path for f in new}
         index.extend(pairs)
         for table, paths in files.items():
             indexed.setdefault(table, set()).update(paths)
@@ -96,7 +93,7 @@ def batch_scopes(store: DeltaStore, team: str, dataset: str, batch_ref: str,
     de-identification). A table without a recorded commit gets no scope: it is scanned whole."""
     out = {}
     for name, version in commits.items():
-        ds = store.dataset("deid", name)
+        ds = store.dataset(table_named("deid", name))
         if ds is None:
             continue
         rows = (pads.field("team") == team) & (pads.field("dataset") == dataset)
@@ -119,8 +116,9 @@ def check_objects(store: DeltaStore, team: str, paths: Iterable[str], tables: It
         findings += checker.scan_file(files.fetch(rel), _obj=rel)
         scanned += 1
     for name in tables:
-        if store.exists("deid", name):
-            findings += checker.scan_table(store.uri("deid", name), _obj=f"deid/{name}",
+        table = table_named("deid", name)
+        if store.exists(table):
+            findings += checker.scan_table(store.uri(table), _obj=f"deid/{name}",
                                            scope=(scopes or {}).get(name))
             scanned += 1
     return CheckReport.of(scanned, findings)
@@ -131,4 +129,4 @@ def record_check(store: DeltaStore, team: str, dataset: str, batch_ref: str, rep
     row = {"team": team, "dataset": dataset, "batch_ref": batch_ref, "passed": report.clean,
            "objects_scanned": report.objects_scanned, "findings": len(report.findings),
            "by_kind": json.dumps(report.by_kind, sort_keys=True), "checked_at": dt.datetime.now(dt.timezone.utc)}
-    store.append("program", IDENTIFIER_CHECKS.name, IDENTIFIER_CHECKS.from_rows([row]), IDENTIFIER_CHECKS.partition_by)
+    store.append(IDENTIFIER_CHECKS, [row])

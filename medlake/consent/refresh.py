@@ -28,8 +28,7 @@ class ConsentRefresh:
 
 def refresh_consent(store: DeltaStore, landing: LandingZone, registry: Registry, pseudonym) -> ConsentRefresh:
     read = read_consent_events(landing, registry)
-    cases = store.read("restricted", "source_cases", ["team", "patient_id", "consent_class"],
-                       schema=SOURCE_CASES.schema)
+    cases = store.read(SOURCE_CASES, ["team", "patient_id", "consent_class"])
     status = consent_status(read.table, cases, registry, pseudonym)
     problems = CONSENT_PROBLEMS.from_rows(
         [{k: p[k] for k in ("team", "file", "line", "code", "message")} for p in read.problems + status.problems])
@@ -41,5 +40,5 @@ def refresh_consent(store: DeltaStore, landing: LandingZone, registry: Registry,
         out.problems[p] = out.problems.get(p, 0) + 1
     # Files are append-only and re-read whole, so each table is replaced whole: nothing counted twice.
     for tdef, table in ((CONSENT_EVENTS, read.table), (CONSENT_STATUS, status.table), (CONSENT_PROBLEMS, problems)):
-        out.versions[tdef.name] = store.replace_where(tdef.zone, tdef.name, table, "true", tdef.partition_by)
+        out.versions[tdef.name] = store.replace(tdef, table, {})
     return out

@@ -21,6 +21,7 @@ import pyarrow.dataset as pads
 from medlake.consent.tables import CONSENT_STATUS
 from medlake.lake.delta import DeltaStore
 from medlake.program import Registry
+from medlake.lake.tables import CONSENT_EVENTS
 
 WITHDRAWING_EVENTS = ("opted_out", "withdrawn")
 
@@ -127,13 +128,13 @@ def _problems(folded: pa.Table) -> list[dict]:
 
 def withdrawn_patients(store: DeltaStore, team: str | None = None) -> dict[tuple[str, str], dict]:
     """(team, patient_pseudonym) -> the first opted_out/withdrawn event, for every patient who left."""
-    ds = store.dataset("restricted", "consent_events")
+    ds = store.dataset(CONSENT_EVENTS)
     if ds is None:
         return {}
     flt = pads.field("event").isin(list(WITHDRAWING_EVENTS))
     if team is not None:
         flt = flt & (pads.field("team") == team)
-    status = store.dataset("restricted", "consent_status")
+    status = store.dataset(CONSENT_STATUS)
     out: dict[tuple[str, str], dict] = {}
     events = sorted(ds.to_table(filter=flt).to_pylist(), key=lambda e: (e["event_date"], e["file"], e["line"]))
     pseudonym_of = {}
@@ -151,7 +152,7 @@ def withdrawn_patients(store: DeltaStore, team: str | None = None) -> dict[tuple
 
 def withdrawn_patient_ids(store: DeltaStore, team: str) -> set[str]:
     """Hospital patient ids of the team's patients who opted out or withdrew (for the deid step)."""
-    ds = store.dataset("restricted", "consent_events")
+    ds = store.dataset(CONSENT_EVENTS)
     if ds is None:
         return set()
     t = ds.to_table(columns=["patient_id"], filter=(pads.field("team") == team)

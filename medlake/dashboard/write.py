@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from medlake.dashboard.render import TABLES, render_dashboard
+from medlake.lake.tables import table_named
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ def read_tables(store) -> dict[str, pa.Table]:
     out: dict[str, pa.Table] = {}
     for zone, name in TABLES:
         try:
-            ds = store.dataset(zone, name)
+            ds = store.dataset(table_named(zone, name))
         except Exception:  # a damaged table must not stop the page
             log.exception("dashboard: cannot open %s/%s", zone, name)
             continue

@@ -5,13 +5,14 @@ from __future__ import annotations
 import duckdb
 import pyarrow.dataset as pads
 
-from medlake.lake.delta import DeltaStore, where
+from medlake.lake.delta import DeltaStore
 from medlake.lake.tables import SERIES, STUDIES
+from medlake.lake.tables import INSTANCES
 
 
 def summarise(store: DeltaStore, team: str, dataset: str) -> dict[str, int]:
     """Rewrite the dataset's slice of deid/series and deid/studies; returns their new Delta versions."""
-    ds = store.dataset("deid", "instances")
+    ds = store.dataset(INSTANCES)
     if ds is None:
         return {}
     instances = ds.to_table(
@@ -21,11 +22,8 @@ def summarise(store: DeltaStore, team: str, dataset: str) -> dict[str, int]:
     with duckdb.connect() as con:
         con.register("instances", instances)
         series, studies = _summaries(con)
-    slice_ = where(team=team, dataset=dataset)
-    return {
-        "series": store.replace_where("deid", "series", series, slice_, SERIES.partition_by),
-        "studies": store.replace_where("deid", "studies", studies, slice_, STUDIES.partition_by),
-    }
+    slice_ = {"team": team, "dataset": dataset}
+    return {"series": store.replace(SERIES, series, slice_), "studies": store.replace(STUDIES, studies, slice_)}
 
 
 def _summaries(con):

@@ -26,7 +26,7 @@ def ensure_patients(store: DeltaStore, keys: DeidKeys, team: str, patient_ids: s
     """patient_id -> (pseudonym, date shift) for the given patients, recording new ones."""
     check = key_check(keys)
     known: dict[str, dict] = {}
-    ds = store.dataset("restricted", "vault")
+    ds = store.dataset(VAULT)
     if ds is not None:
         team_rows = ds.to_table(columns=["patient_id", "key_check"], filter=pads.field("team") == team)
         other_keys = set(team_rows.column("key_check").to_pylist()) - {check}
@@ -46,5 +46,6 @@ def ensure_patients(store: DeltaStore, keys: DeidKeys, team: str, patient_ids: s
             new_rows.append({"team": team, "patient_id": pid, "pseudonym": pseudonym, "date_shift_days": shift,
                              "key_check": check, "first_batch": batch, "recorded_at": now})
     if new_rows:
-        store.upsert("restricted", "vault", VAULT.from_rows(new_rows), VAULT.keys, VAULT.partition_by)
+        # Two batches of the team may bring the same new patient at once: the first row recorded stays.
+        store.merge(VAULT, new_rows, {"team": team}, update=False)
     return out

@@ -36,12 +36,23 @@ from medlake.deid.keys import DeidKeys
 from medlake.deid.masks import clean_nifti_gz, clean_png, mask_name
 from medlake.deid.pixels import clean_pixels, remove_overlays_and_icons
 from medlake.deid.sheets import deidentify_sheet
+from medlake.deid.summaries import summarise
 from medlake.deid.table import TABLE_OPTIONS, Option
 from medlake.deid.vault import ensure_patients
 from medlake.deid.wsi import strip_label_and_macro
 from medlake.dicom.header import DicomProblem, parse_header_from_file
-from medlake.lake.delta import DeltaStore, where
-from medlake.lake.tables import ANNOTATION_FILES, DEID_AUDIT, DEID_QUARANTINE, INSTANCES, SLIDES
+from medlake.lake.delta import DeltaStore
+from medlake.lake.tables import (
+    ANNOTATION_FILES,
+    DEID_AUDIT,
+    DEID_QUARANTINE,
+    INSTANCES,
+    LANDED_FILES,
+    SLIDES,
+    SOURCE_CASES,
+    SOURCE_INSTANCES,
+    SOURCE_SLIDES,
+)
 from medlake.landing import BatchRef, LandingZone
 from medlake.program import Registry
 
@@ -154,18 +165,27 @@ def sweep_abandoned_temp_files(folder: Path) -> int:
 
 def deidentify_batch(store: DeltaStore, landing: LandingZone, registry: Registry, keys: DeidKeys, ref: BatchRef,
                      log: Log | None = None) -> DeidBatchResult:
+    """De-identify one catalogued batch into the deid zone, and summarise its dataset's series and
+    studies from the result."""
+    with store.lake.dataset_lock(ref.team, ref.dataset, f"de-identify {ref.key}"):
+        result = _deidentify_batch(store, landing, registry, keys, ref, log)
+        result.table_versions.update(summarise(store, ref.team, ref.dataset))
+        return result
+
+
+def _deidentify_batch(store: DeltaStore, landing: LandingZone, registry: Registry, keys: DeidKeys, ref: BatchRef,
+                      log: Log | None) -> DeidBatchResult:
     started = time.perf_counter()
     run = _Run(store, landing, registry, keys, ref, log or (lambda _m: None))
     sweep_abandoned_temp_files(run.lake_root / run.rel_root)
-    batch_filter = ((pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset)
-                    & (pads.field("batch") == ref.batch))
-    dataset_filter = (pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset)
-    instances = _read(store, "source_instances", batch_filter)
-    slides = _read(store, "source_slides", batch_filter)
-    landed = _read(store, "landed_files", batch_filter)
-    cases = _read(store, "source_cases", dataset_filter)
-    all_instances = _read(store, "source_instances", dataset_filter,
-                          ["patient_id", "study_instance_uid", "series_instance_uid", "sop_instance_uid"])
+    in_dataset = {"team": ref.team, "dataset": ref.dataset}
+    in_batch = {**in_dataset, "batch": ref.batch}
+    instances = store.read(SOURCE_INSTANCES, where=in_batch)
+    slides = store.read(SOURCE_SLIDES, where=in_batch)
+    landed = store.read(LANDED_FILES, where=in_batch)
+    cases = store.read(SOURCE_CASES, where=in_dataset)
+    all_instances = store.read(SOURCE_INSTANCES, ["patient_id", "study_instance_uid", "series_instance_uid",
+                                                  "sop_instance_uid"], where=in_dataset)
 
     # A patient who has already opted out or withdrawn is never de-identified again; the files stay
     # in the restricted zone, recorded, and nothing of theirs reaches the deid zone.
@@ -197,13 +217,6 @@ def deidentify_batch(store: DeltaStore, landing: LandingZone, registry: Registry
     run.log(f"batch {run.batch_ref}: {run.result.instances} objects, {run.result.slides} slides, "
             f"{run.result.annotation_files} annotation files de-identified; {run.result.quarantined} quarantined")
     return run.result
-
-
-def _read(store: DeltaStore, name: str, flt, columns=None) -> pa.Table:
-    ds = store.dataset("restricted", name)
-    if ds is None:
-        return pa.table({})
-    return ds.to_table(columns=columns, filter=flt)
 
 
 class _PatientIndex:
@@ -431,18 +444,17 @@ def _sheet(run: _Run, data: bytes, row: dict, name: str, patient_of: _PatientInd
 
 def _write(run: _Run) -> None:
     store, ref = run.store, run.ref
-    slice_ = where(team=ref.team, dataset=ref.dataset, batch_ref=run.batch_ref)
+    slice_ = {"team": ref.team, "dataset": ref.dataset, "batch_ref": run.batch_ref}
     before = set(batch_object_paths(store, ref.team, ref.dataset, run.batch_ref))
     now_paths = {r["object_path"] for rows in (run.instances, run.slides, run.annotation_files) for r in rows}
     run.objects.upload(sorted(now_paths))
     v = run.result.table_versions
     for table, rows in ((INSTANCES, run.instances), (SLIDES, run.slides),
                         (ANNOTATION_FILES, run.annotation_files), (DEID_AUDIT, run.audit)):
-        if rows or store.exists("deid", table.name):
-            v[table.name] = store.replace_where("deid", table.name, table.from_rows(rows), slice_, table.partition_by)
-    v["deid_quarantine"] = store.replace_where(
-        "restricted", "deid_quarantine", DEID_QUARANTINE.from_rows(run.quarantine),
-        where(team=ref.team, dataset=ref.dataset, batch=ref.batch), DEID_QUARANTINE.partition_by)
+        if rows or store.exists(table):
+            v[table.name] = store.replace(table, rows, slice_)
+    v["deid_quarantine"] = store.replace(DEID_QUARANTINE, run.quarantine,
+                                         {"team": ref.team, "dataset": ref.dataset, "batch": ref.batch})
     for stale in before - now_paths:
         run.objects.delete(stale)
     run.result.object_paths = sorted(now_paths)
@@ -453,10 +465,7 @@ def _write(run: _Run) -> None:
 def batch_object_paths(store: DeltaStore, team: str, dataset: str, batch_ref: str) -> list[str]:
     """Every de-identified object a batch wrote (paths relative to the lake root), from the deid tables."""
     paths: list[str] = []
-    for name in ("instances", "slides", "annotation_files"):
-        ds = store.dataset("deid", name)
-        if ds is not None:
-            paths += ds.to_table(columns=["object_path"], filter=(
-                (pads.field("team") == team) & (pads.field("dataset") == dataset)
-                & (pads.field("batch_ref") == batch_ref))).column(0).to_pylist()
+    for table in (INSTANCES, SLIDES, ANNOTATION_FILES):
+        paths += store.read(table, ["object_path"], where={"team": team, "dataset": dataset, "batch_ref": batch_ref}
+                            ).column(0).to_pylist()
     return paths

@@ -23,7 +23,7 @@ from medlake.ingest.cases import check_cases
 from medlake.ingest.duplicates import resolve_duplicates
 from medlake.ingest.records import InstanceRows, LandedRecord, QuarantineLog
 from medlake.ingest.slides import SlideProblem, read_slide
-from medlake.lake.delta import DeltaStore, where
+from medlake.lake.delta import DeltaStore
 from medlake.lake.tables import BATCHES, LANDED_FILES, QUARANTINE, SOURCE_CASES, SOURCE_INSTANCES, SOURCE_SLIDES
 from medlake.landing.zone import CASES_MANIFEST, CONTENT_DIRS, READY_MARKER, BatchRef, LandedFile, LandingZone
 from medlake.program.registry import Registry
@@ -74,6 +74,12 @@ def ingest_batch(
     log: Log | None = None,
 ) -> BatchResult:
     """Catalogue one batch into the restricted zone; never raises for bad content, only for I/O on the lake."""
+    with store.lake.dataset_lock(ref.team, ref.dataset, f"ingest {ref.key}"):
+        return _ingest_batch(landing, store, registry, ref, progress, log)
+
+
+def _ingest_batch(landing: LandingZone, store: DeltaStore, registry: Registry, ref: BatchRef,
+                  progress: Progress | None, log: Log | None) -> BatchResult:
     started = time.perf_counter()
     now = dt.datetime.now(dt.timezone.utc)
     say = log or (lambda _m: None)
@@ -146,8 +152,7 @@ def ingest_batch(
         result.files_catalogued = result.files_duplicate = 0
         result.files_quarantined = len(files)
         versions = result.table_versions
-        versions["quarantine"] = store.upsert("restricted", "quarantine", QUARANTINE.from_rows(quarantine.rows),
-                                              QUARANTINE.keys, QUARANTINE.partition_by)
+        versions["quarantine"] = store.merge(QUARANTINE, quarantine.rows, _slice(ref))
         result.duration_s = time.perf_counter() - started
         versions["batches"] = _write_summary(store, ref, result, digest, fingerprint, now, message)
         say(f"batch {ref.key}: refused (batch_changed): {message}")
@@ -174,24 +179,16 @@ def _write_batch(store: DeltaStore, ref: BatchRef, result: BatchResult, files: l
                  cases_rows: list[dict] | None,
                  now: dt.datetime, digest: str, fingerprint: str, message: str | None, started: float) -> None:
     """Replace this batch's slice of every table; the summary row goes last, as the commit mark."""
-    batch_slice = where(team=ref.team, dataset=ref.dataset, batch=ref.batch)
+    batch_slice = _slice(ref)
     v = result.table_versions
     if instance_table is not None:
-        v["source_instances"] = store.replace_where(
-            "restricted", "source_instances", instance_table, batch_slice, SOURCE_INSTANCES.partition_by)
-    if slide_table is not None and (slide_table.num_rows or store.exists("restricted", "source_slides")):
-        v["source_slides"] = store.replace_where(
-            "restricted", "source_slides", slide_table, batch_slice, SOURCE_SLIDES.partition_by)
+        v["source_instances"] = store.replace(SOURCE_INSTANCES, instance_table, batch_slice)
+    if slide_table is not None and (slide_table.num_rows or store.exists(SOURCE_SLIDES)):
+        v["source_slides"] = store.replace(SOURCE_SLIDES, slide_table, batch_slice)
     if cases_rows is not None:
-        v["source_cases"] = store.replace_where(
-            "restricted", "source_cases",
-            SOURCE_CASES.from_rows([{"team": ref.team, "dataset": ref.dataset, "batch": ref.batch, **r}
-                                    for r in cases_rows]),
-            batch_slice, SOURCE_CASES.partition_by)
-    v["quarantine"] = store.replace_where(
-        "restricted", "quarantine", QUARANTINE.from_rows(quarantine.rows), batch_slice, QUARANTINE.partition_by)
-    v["landed_files"] = store.replace_where(
-        "restricted", "landed_files", _landed_table(ref, files, now), batch_slice, LANDED_FILES.partition_by)
+        v["source_cases"] = store.replace(SOURCE_CASES, [{**batch_slice, **r} for r in cases_rows], batch_slice)
+    v["quarantine"] = store.replace(QUARANTINE, quarantine.rows, batch_slice)
+    v["landed_files"] = store.replace(LANDED_FILES, _landed_table(ref, files, now), batch_slice)
     result.duration_s = time.perf_counter() - started
     v["batches"] = _write_summary(store, ref, result, digest, fingerprint, now, message)
 
@@ -291,7 +288,7 @@ def _content_digest(files: list[LandedRecord]) -> str:
 
 
 def _previous_deliveries(store: DeltaStore, ref: BatchRef) -> list[dict]:
-    ds = store.dataset("restricted", "batches")
+    ds = store.dataset(BATCHES)
     if ds is None:
         return []
     t = ds.to_table(
@@ -327,7 +324,12 @@ def _write_summary(store: DeltaStore, ref: BatchRef, r: BatchResult, digest: str
         "dicom_objects": r.dicom_objects, "slides": r.slides, "cases": r.cases, "case_rows_rejected": r.case_rows_rejected,
         "bytes": r.bytes, "ingested_at": now, "duration_s": r.duration_s,
     }
-    return store.upsert("restricted", "batches", BATCHES.from_rows([row]), BATCHES.keys)
+    return store.merge(BATCHES, [row], _slice(ref))
+
+
+def _slice(ref: BatchRef) -> dict[str, str]:
+    """The batch's rows in every restricted table (folder names: they stay in the restricted zone)."""
+    return {"team": ref.team, "dataset": ref.dataset, "batch": ref.batch}
 
 
 __all__ = ["BatchResult", "ingest_batch"]

@@ -10,6 +10,7 @@ from medlake.ingest.manifest import parse_cases_csv
 from medlake.ingest.records import LandedRecord, QuarantineLog
 from medlake.lake.delta import DeltaStore
 from medlake.landing.zone import CASES_MANIFEST, BatchRef
+from medlake.lake.tables import SOURCE_INSTANCES, SOURCE_SLIDES
 
 
 def check_cases(manifest: bytes | None, ref: BatchRef, instances: pa.Table, slides: pa.Table, store: DeltaStore,
@@ -56,7 +57,7 @@ def check_cases(manifest: bytes | None, ref: BatchRef, instances: pa.Table, slid
 def _study_patients(instances: pa.Table, store: DeltaStore, ref: BatchRef) -> dict[str, set[str]]:
     """Study UID -> PatientIDs carried by its images, in this batch and the dataset's earlier batches."""
     tables = [instances.select(["study_instance_uid", "patient_id"])]
-    ds = store.dataset("restricted", "source_instances")
+    ds = store.dataset(SOURCE_INSTANCES)
     if ds is not None:
         tables.append(ds.to_table(
             columns=["study_instance_uid", "patient_id"],
@@ -71,7 +72,7 @@ def _study_patients(instances: pa.Table, store: DeltaStore, ref: BatchRef) -> di
 
 def _slide_studies(slides: pa.Table, store: DeltaStore, ref: BatchRef) -> set[str]:
     uids = set(slides.column("study_instance_uid").to_pylist())
-    ds = store.dataset("restricted", "source_slides")
+    ds = store.dataset(SOURCE_SLIDES)
     if ds is not None:
         uids |= set(ds.to_table(
             columns=["study_instance_uid"],

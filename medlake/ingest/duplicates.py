@@ -4,13 +4,15 @@ cannot both be right. Checked within a batch and against what earlier batches ca
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from medlake.ingest.records import InstanceRows, LandedRecord, QuarantineLog
-from medlake.lake.delta import DeltaStore, where
-from medlake.lake.tables import BATCHES, LANDED_FILES, QUARANTINE
+from medlake.lake.delta import DeltaStore
+from medlake.lake.tables import BATCHES, LANDED_FILES, QUARANTINE, SOURCE_INSTANCES
 from medlake.landing.zone import BatchRef
 
 
@@ -50,7 +52,7 @@ def resolve_duplicates(store: DeltaStore, ref: BatchRef, instances: InstanceRows
 
 def _catalogued_elsewhere(store: DeltaStore, ref: BatchRef, uids) -> dict[str, dict]:
     """Objects of the same team and dataset that other batches catalogued, by SOP Instance UID."""
-    ds = store.dataset("restricted", "source_instances")
+    ds = store.dataset(SOURCE_INSTANCES)
     if ds is None:
         return {}
     flt = ((pads.field("team") == ref.team) & (pads.field("dataset") == ref.dataset)
@@ -61,29 +63,33 @@ def _catalogued_elsewhere(store: DeltaStore, ref: BatchRef, uids) -> dict[str, d
 
 
 def _retract(store: DeltaStore, ref: BatchRef, prior: dict, now: dt.datetime) -> None:
-    """Take an earlier batch's object out of the catalogue after a conflicting re-send, recording why."""
-    old = BatchRef(ref.team, ref.dataset, prior["batch"])
-    key = dict(team=old.team, dataset=old.dataset, batch=old.batch)
-    store.delete("restricted", "source_instances", where(**key, sop_instance_uid=prior["sop_instance_uid"]))
-    landed = store.read("restricted", "landed_files", filter=(
-        (pads.field("team") == old.team) & (pads.field("dataset") == old.dataset)
-        & (pads.field("batch") == old.batch) & (pads.field("path") == prior["path"])))
-    if landed.num_rows:
-        landed = landed.set_column(landed.schema.get_field_index("status"), "status",
-                                   pa.array(["quarantined"] * landed.num_rows))
-        store.upsert("restricted", "landed_files", landed, LANDED_FILES.keys, LANDED_FILES.partition_by)
-    q = QuarantineLog(old, now)
+    """Take an earlier batch's object out of the catalogue after a conflicting re-send, recording why.
+
+    Each table's slice of the earlier batch is rewritten from what it holds when the commit goes in,
+    and its summary is recounted from its files, so a batch ingested meanwhile loses nothing and a
+    retraction repeated after a crash counts once."""
+    old = {"team": ref.team, "dataset": ref.dataset, "batch": prior["batch"]}
+    store.delete(SOURCE_INSTANCES, old, pads.field("sop_instance_uid") == prior["sop_instance_uid"])
+
+    def quarantined(landed: pa.Table) -> pa.Table:
+        status = pc.if_else(pc.equal(landed.column("path"), prior["path"]), "quarantined", landed.column("status"))
+        return landed.set_column(landed.schema.get_field_index("status"), "status", status)
+
+    store.rewrite(LANDED_FILES, old, quarantined)
+    q = QuarantineLog(BatchRef(**old), now)
     q.add(prior["path"], "file", "conflicting_sop_instance",
           f"batch {ref.batch} later sent different content under the same SOP Instance UID; "
           "no copy is catalogued until the hospital resends one")
-    store.upsert("restricted", "quarantine", QUARANTINE.from_rows(q.rows), QUARANTINE.keys, QUARANTINE.partition_by)
-    summary = store.read("restricted", "batches", filter=(
-        (pads.field("team") == old.team) & (pads.field("dataset") == old.dataset)
-        & (pads.field("batch") == old.batch) & (pads.field("status") == "ingested")))
-    if summary.num_rows:
+    store.merge(QUARANTINE, q.rows, old)
+    statuses = Counter(store.read(LANDED_FILES, ["status"], where=old).column("status").to_pylist())
+    objects = store.count(SOURCE_INSTANCES, where=old)
+
+    def recounted(summary: pa.Table) -> pa.Table:
         rows = summary.to_pylist()
         for r in rows:
-            r["files_catalogued"] -= 1
-            r["files_quarantined"] += 1
-            r["dicom_objects"] -= 1
-        store.upsert("restricted", "batches", BATCHES.from_rows(rows), BATCHES.keys)
+            if r["status"] == "ingested":
+                r.update(files_catalogued=statuses["catalogued"], files_quarantined=statuses["quarantined"],
+                         dicom_objects=objects)
+        return BATCHES.from_rows(rows)
+
+    store.rewrite(BATCHES, old, recounted)

@@ -11,6 +11,7 @@ import pyarrow.dataset as pads
 from medlake.lake.delta import DeltaStore
 from medlake.lake.tables import BATCH_COMPLETIONS
 from medlake.landing.zone import BatchRef, LandingZone
+from medlake.lake.tables import BATCHES
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def _deliveries(store: DeltaStore) -> tuple[dict[Key, set[str]], dict[Key, set[s
     """(every recorded listing fingerprint, the refused ones) per batch, from one read."""
     recorded: dict[Key, set[str]] = {}
     refused: dict[Key, set[str]] = {}
-    ds = store.dataset("restricted", "batches")
+    ds = store.dataset(BATCHES)
     if ds is not None:
         t = ds.to_table(columns=["team", "dataset", "batch", "listing_fingerprint", "status"])
         for team, dataset, batch, fp, status in zip(*(t.column(i).to_pylist() for i in range(5))):
@@ -61,7 +62,7 @@ def _deliveries(store: DeltaStore) -> tuple[dict[Key, set[str]], dict[Key, set[s
 
 def _completions(store: DeltaStore) -> dict[Key, set[str]]:
     found: dict[Key, set[str]] = {}
-    ds = store.dataset("restricted", "batch_completions")
+    ds = store.dataset(BATCH_COMPLETIONS)
     if ds is not None:
         t = ds.to_table(columns=["team", "dataset", "batch", "listing_fingerprint"])
         for team, dataset, batch, fp in zip(*(t.column(i).to_pylist() for i in range(4))):
@@ -71,7 +72,7 @@ def _completions(store: DeltaStore) -> dict[Key, set[str]]:
 
 def record_completion(store: DeltaStore, ref: BatchRef, now: dt.datetime | None = None) -> None:
     """The batch job's last step calls this: its latest delivery is done."""
-    ds = store.dataset("restricted", "batches")
+    ds = store.dataset(BATCHES)
     if ds is None:
         return
     t = ds.to_table(columns=["listing_fingerprint", "ingested_at"],
@@ -82,4 +83,4 @@ def record_completion(store: DeltaStore, ref: BatchRef, now: dt.datetime | None 
     latest = max(t, key=lambda r: r["ingested_at"])["listing_fingerprint"]
     row = {"team": ref.team, "dataset": ref.dataset, "batch": ref.batch, "listing_fingerprint": latest,
            "completed_at": now or dt.datetime.now(dt.timezone.utc)}
-    store.upsert("restricted", BATCH_COMPLETIONS.name, BATCH_COMPLETIONS.from_rows([row]), BATCH_COMPLETIONS.keys)
+    store.merge(BATCH_COMPLETIONS, [row], {"team": ref.team, "dataset": ref.dataset, "batch": ref.batch})

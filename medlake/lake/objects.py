@@ -143,13 +143,26 @@ class ObjectStore:
         except FileNotFoundError:
             pass
 
-    def delete(self, rel: str | Path) -> bool:
-        """Remove the file here and remotely; False when it was not there."""
+    def delete(self, rel: str | Path, prune_below: str | None = None) -> bool:
+        """Remove the file here and remotely; False when it was not there. With `prune_below`, the
+        folders it leaves empty go too, up to (not including) that folder: de-identified objects
+        live in folders named after keyed UIDs, which must not outlive the patient's withdrawal."""
         gone = False
         local = self.cache / rel
         if local.is_file():
             local.unlink()
             gone = True
+        if prune_below is not None:
+            stop = (self.cache / prune_below).resolve()
+            parent = local.parent.resolve()
+            while parent != stop and stop in parent.parents:
+                try:
+                    parent.rmdir()
+                except FileNotFoundError:
+                    pass
+                except OSError:  # not empty: the folders above are not empty either
+                    break
+                parent = parent.parent
         if not self.is_local:
             try:
                 self.fs.delete_file(self.key(str(rel)))

@@ -21,12 +21,24 @@ class Column:
 
 @dataclass(frozen=True)
 class TableDef:
+    """A lake table: the one place its schema, natural key and partitioning are declared. The table
+    API (medlake.lake.delta.DeltaStore) takes these, never names."""
+
     zone: str
     name: str
     doc: str
     keys: tuple[str, ...]
     columns: tuple[Column, ...]
     partition_by: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.columns]
+        missing = [k for k in (*self.keys, *self.partition_by) if k not in names]
+        if missing or len(set(names)) != len(names):
+            raise ValueError(f"table {self.zone}/{self.name}: keys or partitions {missing} not among its "
+                             "columns, or a column declared twice")
+        if _DEFINED.setdefault((self.zone, self.name), self) is not self:
+            raise ValueError(f"table {self.zone}/{self.name} is defined twice")
 
     @property
     def schema(self) -> pa.Schema:
@@ -38,6 +50,29 @@ class TableDef:
 
     def from_rows(self, rows: list[dict]) -> pa.Table:
         return pa.Table.from_pylist(rows, schema=self.schema)
+
+
+_DEFINED: dict[tuple[str, str], TableDef] = {}
+
+
+def every_table() -> tuple[TableDef, ...]:
+    """Every table of the lake, whichever module defines it."""
+    # Tables defined beside the code that owns them register when their module is imported.
+    import medlake.alerts  # noqa: F401
+    import medlake.consent.tables  # noqa: F401
+    import medlake.sharing.tables  # noqa: F401
+    import medlake.validation.history  # noqa: F401
+
+    return tuple(_DEFINED[k] for k in sorted(_DEFINED))
+
+
+def table_named(zone: str, name: str) -> TableDef:
+    """The definition of a table named in configuration (an expectation suite's file name)."""
+    every_table()
+    try:
+        return _DEFINED[(zone, name)]
+    except KeyError:
+        raise KeyError(f"no table {zone}/{name} is defined (medlake/lake/tables.py)") from None
 
 
 def _c(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> Column:

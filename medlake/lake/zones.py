@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from medlake.lake.locks import LakeLocks
     from medlake.lake.objects import ObjectStore
 
 ZONES = ("restricted", "deid", "program", "catalog")
@@ -43,6 +44,18 @@ class Lake:
         from medlake.lake.objects import object_store
 
         return object_store(self.root, tuple(sorted(self.storage_options.items())))
+
+    def locks(self) -> "LakeLocks":
+        """The lake's named locks, kept in the restricted zone (every writer of the lake reads it)."""
+        from medlake.lake.locks import LakeLocks
+
+        return LakeLocks(f"{self.root}/restricted/_locks", self.storage_options)
+
+    def dataset_lock(self, team: str, dataset: str, purpose: str):
+        """Held by everything that writes a dataset's slices (a batch's steps, a withdrawal's purge),
+        so that a table derived from another (series from instances, cases from both) is never
+        computed from rows another writer is changing."""
+        return self.locks().hold(f"dataset/{team}/{dataset}", purpose)
 
     @property
     def is_local(self) -> bool:

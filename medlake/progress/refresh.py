@@ -11,6 +11,9 @@ from medlake.lake.delta import DeltaStore
 from medlake.lake.tables import (
     CASES,
     CONSENT_EVENTS,
+    CONSENT_SUMMARY,
+    PROGRESS_BY_DATASET,
+    PROGRESS_BY_TEAM,
     PROGRESS_HISTORY,
 )
 from medlake.program import Registry
@@ -27,9 +30,9 @@ def refresh_progress(store: DeltaStore, registry: Registry, as_of: dt.date,
                      now: dt.datetime | None = None) -> ProgressResult:
     now = now or dt.datetime.now(dt.timezone.utc)
     # The consent step has read the files into restricted/consent_events already.
-    consent = store.read("restricted", "consent_events", schema=CONSENT_EVENTS.schema)
+    consent = store.read(CONSENT_EVENTS)
     out = ProgressResult()
-    ds = store.dataset("deid", "cases")
+    ds = store.dataset(CASES)
     cases = (ds.to_table(columns=["dataset", "part", "annotation_status"]) if ds is not None
              else CASES.schema.empty_table().select(["dataset", "part", "annotation_status"]))
     counts = status_counts(cases)
@@ -38,9 +41,9 @@ def refresh_progress(store: DeltaStore, registry: Registry, as_of: dt.date,
         "progress_by_team": progress_by_team(counts, registry, as_of),
         "consent_summary": consent_summary(consent, registry, as_of),
     }
-    for name, table in out.tables.items():
-        out.versions[name] = store.replace_where("program", name, table, "true")
-    out.versions["progress_history"] = store.append("program", "progress_history", _snapshot(out.tables, now))
+    for tdef in (PROGRESS_BY_DATASET, PROGRESS_BY_TEAM, CONSENT_SUMMARY):
+        out.versions[tdef.name] = store.replace(tdef, out.tables[tdef.name], {})
+    out.versions[PROGRESS_HISTORY.name] = store.append(PROGRESS_HISTORY, _snapshot(out.tables, now))
     return out
 
 

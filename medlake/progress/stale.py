@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from medlake.lake.delta import DeltaStore
 from medlake.landing import LandingZone
+from medlake.lake.tables import PROGRESS_BY_TEAM
 
 _INPUTS = "sharing_inputs.fingerprint"
 
@@ -15,7 +16,7 @@ _MARKER = f"program/{_INPUTS}"
 
 def programme_stale(store: DeltaStore, landing: LandingZone) -> bool:
     """Never computed, or a consent file or an application folder changed since the last good run."""
-    if not store.exists("program", "progress_by_team"):
+    if not store.exists(PROGRESS_BY_TEAM):
         return True
     try:
         recorded = store.lake.objects().read_bytes(_MARKER).decode().strip()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import duckdb
 
 from medlake.lake import DeltaStore
+from medlake.lake.tables import CASES
 
 
 def cases_summary(store: DeltaStore) -> list[dict]:
-    ds = store.dataset("deid", "cases")
+    ds = store.dataset(CASES)
     if ds is None:
         return []
     with duckdb.connect() as con:

@@ -5,18 +5,19 @@ from __future__ import annotations
 import duckdb
 
 from medlake.lake import DeltaStore
+from medlake.lake.tables import DEID_AUDIT, DEID_QUARANTINE, IDENTIFIER_CHECKS
 
 
 def deid_summary(store: DeltaStore) -> list[dict]:
-    if not store.exists("deid", "deid_audit"):
+    if not store.exists(DEID_AUDIT):
         return []
-    audit = store.dataset("deid", "deid_audit").to_table(
+    audit = store.dataset(DEID_AUDIT).to_table(
         columns=["team", "dataset", "object_kind", "fast_path", "pixels_cleaned", "defaced"])
-    quarantine = (store.dataset("restricted", "deid_quarantine").to_table(columns=["team", "dataset"])
-                  if store.exists("restricted", "deid_quarantine") else None)
-    checks = (store.dataset("program", "identifier_checks").to_table(
+    quarantine = (store.dataset(DEID_QUARANTINE).to_table(columns=["team", "dataset"])
+                  if store.exists(DEID_QUARANTINE) else None)
+    checks = (store.dataset(IDENTIFIER_CHECKS).to_table(
         columns=["team", "dataset", "batch_ref", "passed", "checked_at"])
-        if store.exists("program", "identifier_checks") else None)
+        if store.exists(IDENTIFIER_CHECKS) else None)
     with duckdb.connect() as con:
         con.register("audit", audit)
         if quarantine is not None:

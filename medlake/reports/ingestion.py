@@ -5,10 +5,11 @@ from __future__ import annotations
 import duckdb
 
 from medlake.lake import DeltaStore
+from medlake.lake.tables import BATCHES
 
 
 def ingestion_summary(store: DeltaStore) -> list[dict]:
-    ds = store.dataset("restricted", "batches")
+    ds = store.dataset(BATCHES)
     if ds is None:
         return []
     with duckdb.connect() as con:

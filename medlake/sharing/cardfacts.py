@@ -42,11 +42,11 @@ class ConsentFigures:
 
 def consent_figures(store: DeltaStore) -> dict[str, ConsentFigures]:
     """dataset -> notices, undelivered, opt-outs and withdrawals among the dataset's patients."""
-    cases = store.read("restricted", "source_cases", ["team", "dataset", "patient_id"], schema=SOURCE_CASES.schema)
+    cases = store.read(SOURCE_CASES, ["team", "dataset", "patient_id"])
     datasets_of: dict[tuple[str, str], set[str]] = {}
     for team, ds, pid in zip(*(cases.column(i).to_pylist() for i in range(3))):
         datasets_of.setdefault((team, pid), set()).add(ds)
-    events = store.read("restricted", "consent_events", ["team", "patient_id", "event"], schema=CONSENT_EVENTS.schema)
+    events = store.read(CONSENT_EVENTS, ["team", "patient_id", "event"])
     out: dict[str, ConsentFigures] = {}
     field_of = {"notice_sent": "notices_sent", "undelivered": "undelivered", "opted_out": "opt_outs",
                 "withdrawn": "withdrawals"}
@@ -118,11 +118,10 @@ def programme_card(registry: Registry, figures: dict[str, ConsentFigures], store
     """The programme zone's card of a dataset: every case built, whatever may be released."""
     spec = registry.dataset(dataset)
     in_ds = (pads.field("team") == spec.team) & (pads.field("dataset") == dataset)
-    cases = store.read("deid", "cases", ["annotation_status", "consent_class", "slides"], filter=in_ds,
-                       schema=CASES.schema)
-    instances = store.read("deid", "instances", ["rows", "columns", "manufacturer", "slice_thickness",
-                                                 "pixel_spacing_row"], filter=in_ds, schema=INSTANCES.schema)
-    readers = store.read("deid", "annotations", ["reader_role"], filter=in_ds, schema=ANNOTATIONS.schema)
+    cases = store.read(CASES, ["annotation_status", "consent_class", "slides"], where=in_ds)
+    instances = store.read(INSTANCES, ["rows", "columns", "manufacturer", "slice_thickness",
+                                                 "pixel_spacing_row"], where=in_ds)
+    readers = store.read(ANNOTATIONS, ["reader_role"], where=in_ds)
     k_text = ("Not assessed here: the re-identification gate (k-anonymity over age band, sex, study year and "
               "team) runs on each release, and each release's card states its result. This card describes "
               "every case built, including cases that are not released.")

@@ -21,8 +21,7 @@ from medlake.sharing.tables import RELEASE_ELIGIBILITY
 
 def batch_verdicts(store: DeltaStore) -> dict[tuple[str, str, str], bool]:
     """(team, dataset, batch_ref) -> whether the latest identifier check of the batch passed."""
-    t = store.read("program", "identifier_checks", ["team", "dataset", "batch_ref", "passed", "checked_at"],
-                   schema=IDENTIFIER_CHECKS.schema)
+    t = store.read(IDENTIFIER_CHECKS, ["team", "dataset", "batch_ref", "passed", "checked_at"])
     latest: dict[tuple[str, str, str], tuple] = {}
     for team, ds, ref, passed, at in zip(*(t.column(i).to_pylist() for i in range(5))):
         key = (team, ds, ref)
@@ -34,8 +33,8 @@ def batch_verdicts(store: DeltaStore) -> dict[tuple[str, str, str], bool]:
 def study_batches(store: DeltaStore) -> dict[tuple[str, str, str], set[str]]:
     """(team, dataset, study uid) -> batch refs that brought objects of the study."""
     out: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-    for name, schema in (("instances", INSTANCES.schema), ("slides", SLIDES.schema)):
-        t = store.read("deid", name, ["team", "dataset", "study_instance_uid", "batch_ref"], schema=schema)
+    for table in (INSTANCES, SLIDES):
+        t = store.read(table, ["team", "dataset", "study_instance_uid", "batch_ref"])
         if t.num_rows:
             t = t.group_by(["team", "dataset", "study_instance_uid", "batch_ref"]).aggregate([])
         for team, ds, study, ref in zip(*(t.column(i).to_pylist() for i in range(4))):
@@ -45,10 +44,10 @@ def study_batches(store: DeltaStore) -> dict[tuple[str, str, str], set[str]]:
 
 
 def release_eligibility(store: DeltaStore, registry: Registry) -> pa.Table:
-    cases = store.read("deid", "cases", ["team", "dataset", "case_pseudonym", "patient_pseudonym",
-                                         "study_instance_uids", "shareable", "consent_class"], schema=CASES.schema)
-    status = store.read("restricted", "consent_status",
-                        ["team", "patient_pseudonym", "releasable", "reason"], schema=CONSENT_STATUS.schema)
+    cases = store.read(CASES, ["team", "dataset", "case_pseudonym", "patient_pseudonym",
+                                         "study_instance_uids", "shareable", "consent_class"])
+    status = store.read(CONSENT_STATUS,
+                        ["team", "patient_pseudonym", "releasable", "reason"])
     consent = {(t, p): (ok, why) for t, p, ok, why in zip(*(status.column(i).to_pylist() for i in range(4)))}
     verdicts = batch_verdicts(store)
     batches = study_batches(store)

@@ -31,7 +31,7 @@ from medlake.sharing.tables import APPLICATION_PROBLEMS, APPLICATIONS, RELEASE_E
 
 def release_run(store: DeltaStore, registry: Registry, releases_root: str | Path, today: dt.date,
                 crash_after: int | None = None) -> ReleaseRun:
-    eligibility = store.read("deid", "release_eligibility", schema=RELEASE_ELIGIBILITY.schema)
+    eligibility = store.read(RELEASE_ELIGIBILITY)
     figures = consent_figures(store)
     classes = dict(zip(eligibility.column("case_pseudonym").to_pylist(),
                        eligibility.column("consent_class").to_pylist()))
@@ -81,7 +81,7 @@ def process_applications(store: DeltaStore, registry: Registry, landing_root: st
     read = read_applications(landing_root, registry, today, first_releases(store, read.applications))
     for tdef, table in ((APPLICATIONS, read.applications), (USAGE_REPORTS, read.usage_reports),
                         (APPLICATION_PROBLEMS, read.problems)):
-        store.replace_where(tdef.zone, tdef.name, table, "true")
+        store.replace(tdef, table, {})
     statuses = read.applications.column("status").to_pylist()
     return ApplicationsRun(applications=len(statuses), by_status={s: statuses.count(s) for s in set(statuses)},
                            problems=read.problems.num_rows,
@@ -92,7 +92,7 @@ def process_applications(store: DeltaStore, registry: Registry, landing_root: st
 def first_releases(store: DeltaStore, applications: pa.Table) -> dict[str, dt.date]:
     """application id -> when its access began: its first published release, or the signing of its
     agreement when that came first (access granted before medlake published anything for it)."""
-    log = store.read("program", "release_log", ["application_id", "action", "released_on"], schema=RELEASE_LOG.schema)
+    log = store.read(RELEASE_LOG, ["application_id", "action", "released_on"])
     log = log.filter(pc.and_(pc.equal(log["action"], "published"), pc.is_valid(log["application_id"])))
     out: dict[str, dt.date] = {}
     for app, day in zip(log.column("application_id").to_pylist(), log.column("released_on").to_pylist()):
@@ -107,10 +107,10 @@ def first_releases(store: DeltaStore, applications: pa.Table) -> dict[str, dt.da
 def _record(store: DeltaStore, run: ReleaseRun, outcomes: list[ReleaseOutcome], now: dt.datetime) -> None:
     log = log_rows(outcomes, now, run.today)
     if log.num_rows:
-        store.append("program", RELEASE_LOG.name, log)
+        store.append(RELEASE_LOG, log)
     audit = audit_rows(run, outcomes, now)
     if audit.num_rows:
-        store.append("restricted", WITHDRAWAL_AUDIT.name, audit, WITHDRAWAL_AUDIT.partition_by)
+        store.append(WITHDRAWAL_AUDIT, audit)
 
 
 def write_programme_cards(store: DeltaStore, registry: Registry, folder: Path, today: dt.date) -> list[Path]:

@@ -16,12 +16,12 @@ import pyarrow.dataset as pads
 from medlake.cases.build import IMAGE_KINDS
 from medlake.lake.delta import DeltaStore
 from medlake.lake.tables import ANNOTATION_FILES, ANNOTATIONS, CASES, INSTANCES, SLIDES
+from medlake.sharing.tables import RELEASE_ELIGIBILITY
 from medlake.program import Registry
 from medlake.sharing.kanon import KResult, age_in_years, k_anonymise
 
 # Tables a release is built from; their Delta versions go into release.json.
-SOURCE_TABLES = (("deid", "cases"), ("deid", "instances"), ("deid", "slides"), ("deid", "annotation_files"),
-                 ("deid", "annotations"), ("deid", "release_eligibility"))
+SOURCE_TABLES = (CASES, INSTANCES, SLIDES, ANNOTATION_FILES, ANNOTATIONS, RELEASE_ELIGIBILITY)
 
 CASE_COLUMNS = ["case_pseudonym", "patient_pseudonym", "study_instance_uids", "instances", "frames", "slides",
                 "modalities", "annotation_kinds", "annotation_status", "label_source"]
@@ -81,14 +81,14 @@ def select_release(store: DeltaStore, registry: Registry, eligibility: pa.Table,
     spec = registry.dataset(dataset)
     k = registry.tier(tier).min_k
     in_ds = (pads.field("team") == team) & (pads.field("dataset") == dataset)
-    versions = {f"{z}/{n}": store.version(z, n) for z, n in SOURCE_TABLES}
+    versions = {f"{t.zone}/{t.name}": store.version(t) for t in SOURCE_TABLES}
     mask = pc.and_(pc.and_(pc.equal(eligibility["team"], team), pc.equal(eligibility["dataset"], dataset)),
                    pc.and_(pc.equal(eligibility["tier"], tier), eligibility["eligible"]))
     chosen = set(eligibility.filter(mask).column("case_pseudonym").to_pylist())
 
-    cases = store.read("deid", "cases", filter=in_ds, schema=CASES.schema)
+    cases = store.read(CASES, where=in_ds)
     cases = cases.filter(pc.is_in(cases["case_pseudonym"], pa.array(sorted(chosen), pa.string())))
-    instances = store.read("deid", "instances", filter=in_ds, schema=INSTANCES.schema)
+    instances = store.read(INSTANCES, where=in_ds)
     studies = pa.array(sorted({s for ss in cases.column("study_instance_uids").to_pylist() for s in ss}), pa.string())
     instances = instances.filter(pc.is_in(instances["study_instance_uid"], studies))
 
@@ -102,7 +102,7 @@ def select_release(store: DeltaStore, registry: Registry, eligibility: pa.Table,
     images_only = spec.release_content == "images_only"
     if images_only:
         instances = instances.filter(pc.is_in(instances["kind"], pa.array(IMAGE_KINDS)))
-    slides = store.read("deid", "slides", filter=in_ds, schema=SLIDES.schema)
+    slides = store.read(SLIDES, where=in_ds)
     slides = slides.filter(pc.is_in(slides["study_instance_uid"], studies))
 
     ids = set(studies.to_pylist()) | set(instances.column("series_instance_uid").to_pylist()) \
@@ -114,7 +114,7 @@ def select_release(store: DeltaStore, registry: Registry, eligibility: pa.Table,
     if not images_only:
         annotation_files, extra = _annotation_files(store, in_ds, ids, team, dataset)
         files += extra
-        annotations = store.read("deid", "annotations", filter=in_ds, schema=ANNOTATIONS.schema)
+        annotations = store.read(ANNOTATIONS, where=in_ds)
         hit = pc.or_(pc.or_(pc.is_in(annotations["target_study_uid"], pa.array(sorted(ids), pa.string())),
                             pc.is_in(annotations["target_instance_uid"], pa.array(sorted(ids), pa.string()))),
                      pc.or_(pc.is_in(annotations["target_series_uid"], pa.array(sorted(ids), pa.string())),
@@ -172,7 +172,7 @@ def _released_cases(cases: pa.Table, kres: KResult, images_only: bool) -> pa.Tab
 
 def _annotation_files(store: DeltaStore, in_ds, ids: set[str], team: str, dataset: str
                       ) -> tuple[pa.Table, list[ReleasedFile]]:
-    t = store.read("deid", "annotation_files", filter=in_ds, schema=ANNOTATION_FILES.schema)
+    t = store.read(ANNOTATION_FILES, where=in_ds)
     rows, files = [], []
     files_of = store.lake.objects()
     for r in t.to_pylist():

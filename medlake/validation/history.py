@@ -27,7 +27,7 @@ VALIDATION_HISTORY = TableDef(
         Column("element_count", pa.int64(), "rows validated", False),
         Column("run_id", _STR, "the Dagster run (or caller's) id", False),
         Column("checked_at", pa.timestamp("us", tz="UTC"), "when", False),
-        # Added after the first release: lakes written before have them null (see `record`).
+        # Added after the first release: the table API adds them to older tables, whose rows read null.
         Column("team", _STR, "team of the export batch whose check this was; null: a whole table"),
         Column("dataset", _STR, "that batch's dataset"),
         Column("batch_ref", _STR, "that batch's keyed reference (folder names are hospital text)"),
@@ -51,6 +51,4 @@ def record(store, table_id: str, outcome: ValidationOutcome, run_id: str,
            checked_at: datetime.datetime | None = None, batch: tuple[str, str, str | None] | None = None) -> int:
     """Append the outcome to program/validation_history; returns the table's new version. `batch`:
     (team, dataset, batch_ref) of the export batch whose check this was."""
-    t = VALIDATION_HISTORY
-    return store.append(t.zone, t.name, history_rows(table_id, outcome, run_id, checked_at, batch),
-                        partition_by=t.partition_by, add_columns=True)
+    return store.append(VALIDATION_HISTORY, history_rows(table_id, outcome, run_id, checked_at, batch))

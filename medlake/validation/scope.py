@@ -25,6 +25,7 @@ from medlake.lake.delta import DeltaStore, matching
 from medlake.validation.outcome import ValidationOutcome
 from medlake.validation.runner import UNIQUENESS, validate
 from medlake.validation.suite import Suite
+from medlake.lake.tables import INSTANCES, QUARANTINE, table_named
 
 
 # Summary tables whose rows follow from the deid instances of one series or study.
@@ -43,7 +44,7 @@ def batch_filter(store: DeltaStore, suite: Suite, columns: list[str], team: str,
     if "batch_ref" in columns:
         return pads.field("batch_ref") == batch_ref
     key = _FROM_INSTANCES.get(suite.table_id)
-    instances = store.dataset("deid", "instances") if key else None
+    instances = store.dataset(INSTANCES) if key else None
     if instances is None or key not in columns:
         return None
     uids = instances.to_table(columns=[key], filter=matching(team=team, dataset=dataset)
@@ -52,7 +53,7 @@ def batch_filter(store: DeltaStore, suite: Suite, columns: list[str], team: str,
 
 
 def _changed_other_batches(store: DeltaStore, team: str, dataset: str, batch: str) -> bool:
-    quarantine = store.dataset("restricted", "quarantine")
+    quarantine = store.dataset(QUARANTINE)
     return quarantine is not None and quarantine.count_rows(
         filter=matching(team=team, dataset=dataset, batch=batch, reason_code=_RETRACTING)) > 0
 
@@ -66,7 +67,7 @@ def validate_dataset(store: DeltaStore, suite: Suite, team: str, dataset: str, b
     """Validate the (team, dataset) slice of the suite's table (None when the table does not exist);
     with `batch` (its folder name) and `batch_ref`, only the rows that batch wrote, their keys
     checked against the whole slice's."""
-    ds = store.dataset(suite.zone, suite.name)
+    ds = store.dataset(table_named(suite.zone, suite.name))
     if ds is None:
         return None
     names = ds.schema.names
