@@ -21,7 +21,7 @@ from medlake.settings import SECRET_KEY_ENV, Settings, SettingsError, ensure_dem
 # Text from data (names, paths, query values, messages quoting them) goes through escape() or Text:
 # rich would read a `[/]` in it as markup and fail. No emoji codes either, which escape() leaves.
 console = Console(width=None if sys.stdout.isatty() else 132, emoji=False)
-err = Console(stderr=True, emoji=False)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 132, emoji=False)
 
 DEMO_CASES = 4
 DEMO_SEED = 2019
@@ -43,67 +43,143 @@ def main() -> None:
     """
 
 
+# `medlake run` while another holds the lake: EX_TEMPFAIL, so cron and service managers retry later.
+EXIT_BUSY = 75
+
+
 @main.command()
-def run() -> None:
+@click.option("--wait", "wait", type=float, default=0, show_default=True, metavar="SECONDS",
+              help="When another `medlake run` holds the lake, wait this long for it (-1: as long as it "
+                   "takes) instead of refusing at once.")
+def run(wait: float) -> None:
     """Materialise everything for what is landed now (new or changed batches), in process.
 
-    Exit status 0 only when every asset and blocking check passed.
+    Exit status 0 only when every asset and blocking check passed; 1 when a run failed; 75 when
+    another `medlake run` holds the lake; 143 or 130 when stopped by SIGTERM or SIGINT.
     """
     settings = Settings.from_env()
     try:
         secret_key()
     except SettingsError as e:
         _fail(str(e))
-    sys.exit(_run(settings))
+    sys.exit(_run(settings, wait=None if wait < 0 else wait))
 
 
-def _run(settings: Settings) -> int:
-    from medlake.ingest.pending import pending_batches
-    from medlake.lake import DeltaStore, Lake
-    from medlake.landing import open_landing
+def _run(settings: Settings, wait: float | None = 0) -> int:
+    from medlake.lake import Lake
+    from medlake.lake.locks import LockBusy
+    from pipelines.interrupts import Interrupted, Interrupts
 
     try:
         load_registry(settings.program)
     except RegistryError as e:
         _fail(str(e))
     s = settings.absolute()
-    store, landing = DeltaStore(Lake.from_root(s.lake)), open_landing(s.landing)
-    from medlake.lake.objects import StorageError
+    try:
+        with Interrupts() as interrupts, Lake.from_root(s.lake).locks().hold("run", "medlake run", wait=wait):
+            return _run_locked(settings, s, interrupts)
+    except LockBusy as e:
+        h = e.holder
+        who = (f"process {h.get('pid')} on {h.get('host')}, started {h.get('since')}" if h else "another process")
+        err.print(f"[bold red]medlake:[/] another `medlake run` is working on the lake {escape(s.lake)} "
+                  f"({escape(who)}). Nothing was done. Run again when it has finished, or pass --wait.")
+        return EXIT_BUSY
+    except Interrupted as e:
+        err.print(f"[red]Stopped by {e}.[/] What was interrupted runs again on the next `medlake run`.")
+        return e.exit_status
 
+
+def _run_locked(settings: Settings, s: Settings, interrupts) -> int:
+    from medlake.ingest.pending import pending_batches
+    from medlake.lake import DeltaStore, Lake
+    from medlake.lake.objects import StorageError
+    from medlake.landing import open_landing
+    from medlake.progress.stale import programme_stale
+
+    store, landing = DeltaStore(Lake.from_root(s.lake)), open_landing(s.landing)
     try:
         pending = pending_batches(landing, store)
     except StorageError as e:
         _fail(str(e))
     todo = len(pending)
-    from medlake.progress.stale import programme_stale
-
     if todo == 0 and not programme_stale(store, landing):
         console.print(f"Nothing new in the landing zone {escape(s.landing)}.")
         return 0
     from pipelines.runner import run_pending  # Dagster costs a second to import: only when there is work
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as bar:
-        task = bar.add_task("processing export batches", total=max(todo, 1))
-        state = {"n": 0}
+    if todo == 0:
+        console.print("No new batch; consent or application files changed: refreshing the programme.")
+        report = run_pending(settings, pending=pending, interrupts=interrupts)
+    else:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=False) as bar:
+            task = bar.add_task("processing export batches", total=todo)
+            state = {"n": 0}
 
-        def start(key: str, files: int) -> None:
-            bar.update(task, description=f"ingest, de-identify, check {escape(key)} ({files} files)")
+            def start(key: str, files: int) -> None:
+                bar.update(task, description=f"ingest, de-identify, check {escape(key)} ({files} files)")
 
-        def done(key: str, ok: bool) -> None:
-            state["n"] += 1
-            bar.update(task, completed=state["n"])
-            if not ok:
-                bar.console.print(f"[red]failed:[/] {escape(key)} (see the run in the Dagster UI: make ui)")
+            def done(outcome) -> None:
+                state["n"] += 1
+                bar.update(task, completed=state["n"])
+                if not outcome.ok:
+                    bar.console.print(_failure_line(outcome), soft_wrap=True)
 
-        report = run_pending(settings, on_batch_start=start, on_batch_done=done, pending=pending)
-        bar.update(task, description="processing export batches")
-    if report.programme_refreshed:
+            report = run_pending(settings, on_batch_start=start, on_batch_done=done, pending=pending,
+                                 interrupts=interrupts)
+            bar.update(task, description="processing export batches")
+    return _summarise_run(report)
+
+
+def _failure_line(outcome) -> str:
+    where = f" at step {', '.join(outcome.failed_steps)}" if outcome.failed_steps else ""
+    return (f"[red]failed:[/] {escape(outcome.name)}{escape(where)} (run {outcome.run_id}); "
+            f"see why: medlake log {outcome.run_id}")
+
+
+def _summarise_run(report) -> int:
+    """One line per thing that happened, none claiming what did not; the exit status to match."""
+    from pipelines.interrupts import Interrupted
+
+    ok_batches = sum(b.ok for b in report.batches)
+    if report.batches:
+        console.print(f"{ok_batches} of {len(report.batches)} batch runs succeeded.")
+    p = report.programme
+    if p is not None and p.ok:
         console.print("Programme tables, dashboard and catalogue refreshed.")
-    if not report.ok:
-        err.print(f"[red]{len(report.failed)} of {report.batches_run} batch runs failed[/]")
-        return 1
-    return 0
+    elif p is not None:
+        err.print(_failure_line(p) + " [red]The dashboard, catalogue and releases were not brought up to "
+                  "date.[/]", soft_wrap=True)
+    elif report.interrupted_by is None and report.batches:
+        err.print("[red]The programme was not refreshed.[/]")
+    if report.interrupted_by is not None:
+        stop = Interrupted(report.interrupted_by)
+        err.print(f"[red]Stopped by {stop}.[/] What was interrupted runs again on the next `medlake run`.")
+        return stop.exit_status
+    return 0 if report.ok else 1
+
+
+@main.command()
+@click.argument("run_id")
+def log(run_id: str) -> None:
+    """Why a Dagster run failed: each failed step with its error (the run ids `medlake run` prints)."""
+    from pipelines.runner import dagster_instance
+
+    with dagster_instance(Settings.from_env()) as instance:
+        if instance.get_run_by_id(run_id) is None:
+            _fail(f"no run {run_id} in the Dagster instance {Settings.from_env().absolute().dagster_home}")
+        failures = [e for e in instance.all_logs(run_id) if e.dagster_event is not None
+                    and (e.dagster_event.is_step_failure or e.dagster_event.is_run_failure)]
+        if not failures:
+            console.print(f"Run {run_id} has no failed step.")
+            return
+        for e in failures:
+            data = e.dagster_event.event_specific_data
+            error = getattr(data, "error", None)
+            step = e.step_key or "(run)"
+            console.print(Text(f"{step}: {e.dagster_event.message or ''}", style="bold red"))
+            if error is not None:
+                console.print(Text("".join(error.to_string().splitlines(keepends=True)[-40:])))
 
 
 @main.command()
@@ -310,9 +386,9 @@ def _print_releases(s: Settings) -> bool:
                           _cell(r["contents"]), _cell(r["k"]))
         console.print(table)
     store = DeltaStore(Lake.from_root(s.lake))
-    apps = store.dataset("program", "applications")
+    apps = store.dataset(APPLICATIONS)
     if apps is not None:
-        usage = store.dataset("program", "usage_reports")
+        usage = store.dataset(USAGE_REPORTS)
         overdue = {}
         for u in (usage.to_table().to_pylist() if usage is not None else []):
             if u["status"] == "overdue":
