@@ -142,7 +142,7 @@ def test_failed_run_leaves_an_alert_row(tmp_path, defs):
                 dagster_instance=instance, dagster_run=result.dagster_run,
                 resources={"lake": LakeResource(root=str(tmp_path / "lake"))})
             run_failure_alert(context)
-    rows = store.read(ALERTS.zone, ALERTS.name).to_pylist()
+    rows = store.read(ALERTS).to_pylist()
     assert len(rows) == 1
     row = rows[0]
     assert (row["kind"], row["job"], row["run_id"], row["partition"], row["step"]) == (
@@ -157,6 +157,6 @@ def test_alert_for_an_unpartitioned_run_without_a_step(tmp_path):
     at = dt.datetime(2026, 3, 1, 6, 30, tzinfo=dt.timezone(dt.timedelta(hours=8)))
     record_alert(store, kind="run_failure", job="refresh_programme", run_id="r1", partition=None,
                  message="UNEXPECTED_TERMINATION: run worker exited", at=at)
-    row = store.read(ALERTS.zone, ALERTS.name).to_pylist()[0]
+    row = store.read(ALERTS).to_pylist()[0]
     assert row["partition"] is None and row["step"] is None
     assert row["raised_at"] == dt.datetime(2026, 2, 28, 22, 30, tzinfo=dt.timezone.utc)
