@@ -5,7 +5,6 @@ import dagster as dg
 
 from assets.deid import INSTANCES_KEY
 from medlake.cases.batch import annotate_and_count
-from medlake.ingest.pending import record_completion
 from medlake.lake.tables import table_named
 from medlake.landing import BatchRef
 from pipelines.keys import SecretKeyResource
@@ -37,8 +36,6 @@ def annotations_and_cases(context: dg.AssetExecutionContext, lake: LakeResource,
         "cases": {"cases_in_dataset": r.cases, "status": dg.MetadataValue.md(status_md),
                   "cases_without_images": r.cases_without_images},
     }
-    # The batch job's last step: from here on the delivery is complete and `medlake run` leaves it be.
-    record_completion(lake.store(), ref)
     for name, key in _KEYS.items():
         m = {**meta[name], "dagster/uri": lake.store().uri(table_named("deid", name))}
         if name in r.table_versions:

@@ -13,6 +13,7 @@ from medlake.cases.annotations import batch_annotations
 from medlake.cases.build import build_cases, case_pseudonyms
 from medlake.cases.update import apply_update, plan_update
 from medlake.deid.keys import DeidKeys
+from medlake.ingest.pending import record_completion
 from medlake.lake.delta import DeltaStore
 from medlake.lake.tables import ANNOTATION_PROBLEMS, ANNOTATIONS, CASES
 from medlake.landing import BatchRef
@@ -33,8 +34,12 @@ class CasesResult:
 
 
 def annotate_and_count(store: DeltaStore, keys: DeidKeys, registry: Registry, ref: BatchRef) -> CasesResult:
+    """The batch's annotations, its cases merged into the dataset's, and the batch recorded complete
+    (under the dataset's lock: another batch's assembly counts this one's cases once it is complete)."""
     with store.lake.dataset_lock(ref.team, ref.dataset, f"annotations and cases {ref.key}"):
-        return _annotate_and_count(store, keys, registry, ref)
+        result = _annotate_and_count(store, keys, registry, ref)
+        record_completion(store, ref)
+        return result
 
 
 def _annotate_and_count(store: DeltaStore, keys: DeidKeys, registry: Registry, ref: BatchRef) -> CasesResult:
@@ -51,7 +56,8 @@ def _annotate_and_count(store: DeltaStore, keys: DeidKeys, registry: Registry, r
     v["annotation_problems"] = store.replace(ANNOTATION_PROBLEMS, problems, batch_slice)
     version = apply_update(store, keys, registry, plan, rows) if plan else None
     if version is None:
-        version = store.replace(CASES, build_cases(store, keys, registry, ref.team, ref.dataset), in_dataset)
+        version = store.replace(CASES, build_cases(store, keys, registry, ref.team, ref.dataset, ref.batch),
+                                in_dataset)
     v["cases"] = version
     cases = store.read(CASES, ["annotation_status", "instances", "slides"], where=in_dataset)
     out.cases = cases.num_rows

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from medlake.consent.status import withdrawn_patient_ids
 from medlake.deid.keys import DeidKeys
 from medlake.lake.delta import DeltaStore
-from medlake.lake.tables import ANNOTATIONS, CASES, INSTANCES, SLIDES, SOURCE_CASES, TableDef
+from medlake.lake.tables import ANNOTATIONS, BATCH_COMPLETIONS, CASES, INSTANCES, SLIDES, SOURCE_CASES, TableDef
 from medlake.program import Registry
 
 IMAGE_KINDS = ("dicom_image", "dicom_waveform")
@@ -24,12 +25,24 @@ def case_pseudonyms(store: DeltaStore, keys: DeidKeys, team: str, dataset: str) 
     return {keys.case_id(team, dataset, c) for c in t.column("case_id").to_pylist()} if t.num_rows else set()
 
 
-def build_cases(store: DeltaStore, keys: DeidKeys, registry: Registry, team: str, dataset: str) -> pa.Table:
+def assembled_source_cases(store: DeltaStore, team: str, dataset: str, batch: str | None,
+                           columns: list[str]) -> pa.Table:
+    """The dataset's source cases whose batch job has finished, and those of `batch` (the one being
+    assembled). A batch ingested beside it but not yet de-identified (two batch runs of a dataset at
+    once) is left to its own job: counted now, its cases would have no images."""
+    source = dataset_rows(store, SOURCE_CASES, team, dataset, list(dict.fromkeys(["batch", *columns])))
+    done = store.read(BATCH_COMPLETIONS, ["batch"], where={"team": team, "dataset": dataset}).column(0)
+    batches = pa.concat_arrays([done.combine_chunks(), pa.array([batch] if batch else [], pa.string())])
+    return source.filter(pc.is_in(source.column("batch"), value_set=batches)).select(columns)
+
+
+def build_cases(store: DeltaStore, keys: DeidKeys, registry: Registry, team: str, dataset: str,
+                batch: str | None = None) -> pa.Table:
+    """Every case of the dataset's finished batches and of `batch`, from the deid zone."""
     spec = registry.dataset(dataset)
     required = set(spec.required_annotation_kinds)
-    source = dataset_rows(store, SOURCE_CASES, team, dataset,
-                          ["case_id", "patient_id", "study_instance_uids", "label_source", "shareable",
-                           "consent_class"])
+    source = assembled_source_cases(store, team, dataset, batch, ["case_id", "patient_id", "study_instance_uids",
+                                                                   "label_source", "shareable", "consent_class"])
     instances = dataset_rows(store, INSTANCES, team, dataset,
                              ["kind", "study_instance_uid", "series_instance_uid", "sop_instance_uid", "modality",
                               "number_of_frames"])

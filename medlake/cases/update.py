@@ -19,11 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from medlake.cases.build import annotation_status, case_inputs, case_row, dataset_rows, part_of
+from medlake.cases.build import annotation_status, assembled_source_cases, case_inputs, case_row, dataset_rows, part_of
 from medlake.consent.status import withdrawn_patient_ids
 from medlake.deid.keys import DeidKeys
 from medlake.lake.delta import DeltaStore, matching
-from medlake.lake.tables import ANNOTATIONS, CASES, INSTANCES, SLIDES, SOURCE_CASES
+from medlake.lake.tables import ANNOTATIONS, CASES, INSTANCES, SLIDES
 from medlake.program import Registry
 
 _EXISTING = ["case_pseudonym", "patient_pseudonym", "part", "study_instance_uids", "annotation_kinds",
@@ -53,9 +53,9 @@ def plan_update(store: DeltaStore, keys: DeidKeys, registry: Registry, team: str
     existing = dataset_rows(store, CASES, team, dataset, _EXISTING)
     if not existing.num_rows:
         return None
-    source = dataset_rows(store, SOURCE_CASES, team, dataset,
-                          ["batch", "case_id", "patient_id", "study_instance_uids", "label_source", "shareable",
-                           "consent_class"])
+    source = assembled_source_cases(store, team, dataset, batch, ["batch", "case_id", "patient_id",
+                                                                   "study_instance_uids", "label_source",
+                                                                   "shareable", "consent_class"])
     withdrawn = withdrawn_patient_ids(store, team)
     out_mask = pc.is_in(source.column("patient_id"), pa.array(sorted(withdrawn), pa.string()))
     in_batch = pc.equal(source.column("batch"), batch)
