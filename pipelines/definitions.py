@@ -23,7 +23,8 @@ from sensors.landing import landing_sensor
 from sensors.schedules import daily_batch_sweep
 
 
-# One blocking great-expectations check per suite in expectations/ (see its README).
+# Per suite in expectations/, one validation reports two checks on its table: a blocking integrity check
+# and a warning-only plausibility check (see its README).
 SUITE_TABLES = ("restricted.landed_files", "restricted.source_instances", "restricted.quarantine",
                 "restricted.batches", "deid.instances", "deid.series", "deid.studies", "deid.deid_audit",
                 "deid.annotations", "deid.cases")

@@ -285,3 +285,42 @@ def test_empty_lake_and_bad_table_do_not_crash(tmp_path):
                             dt.datetime(2019, 10, 1), "/lake")
     assert 'data-testid="teams-missing"' in html and "could not be drawn" in html
     assert 'data-testid="consent-all-ratio">1.4%<' in html
+
+
+def _kind_v(batch, table, exp, kind, ok, at, run, count=5, rule=""):
+    return {**_v(table, exp, ok, at, run), "team": "tvgh", "dataset": "liver-ct", "batch_ref": batch,
+            "unexpected_count": 0 if ok else count, "severity": kind, "rule": rule}
+
+
+def test_plausibility_warnings_are_shown_per_batch_apart_from_failures():
+    """Warnings never fail a batch; an integrity failure keeps it failed until that batch passes."""
+    thick, early = "slice thickness outside 0-100 mm", "study date outside 2007-11-01 to 2020-11-30"
+    rows = [
+        # B1 failed an integrity rule, then its re-run passed it with warnings only.
+        _kind_v("REFB1", "deid.instances", "unique", "integrity", False, T1, "r1", 1),
+        _kind_v("REFB1", "deid.instances", "between", "plausibility", True, T1, "r1"),
+        _kind_v("REFB1", "deid.instances", "unique", "integrity", True, T2, "r2"),
+        _kind_v("REFB1", "deid.instances", "between", "plausibility", False, T2, "r2", 2, thick),
+        _kind_v("REFB1", "deid.studies", "between", "plausibility", False, T2, "r2", 1, early),
+        # B2 failed and was not validated again: later batches passing do not clear it.
+        _kind_v("REFB2", "deid.instances", "unique", "integrity", False, T1, "r3", 3),
+        _kind_v("REFB2", "deid.instances", "between", "plausibility", False, T1, "r3", 4, thick),
+        _kind_v("REFB3", "deid.instances", "unique", "integrity", True, T2, "r4"),
+        _kind_v("REFB3", "deid.instances", "between", "plausibility", True, T2, "r4"),
+        # Recorded before expectations had kinds: its failure held the batch, and still counts so.
+        {**_kind_v("REFB4", "deid.series", "between", None, False, T2, "r5", 1), "rule": None},
+    ]
+    html = render_dashboard({"validation_history": VALIDATION_HISTORY.from_rows(rows)}, T2, "/lake")
+    t, _ = browser.testids(html)
+    assert (t["quality-failing"], t["quality-batches-failing"], t["quality-warnings"]) == ("2", "2", "3")
+    assert t["quality-state-tvgh-liver-ct-REFB1"] == "passed"
+    assert t["quality-warnings-tvgh-liver-ct-REFB1"].replace(")warning", ") warning") == (
+        "warning: 2 objects with slice thickness outside 0-100 mm (deid.instances) "
+        "warning: 1 study with study date outside 2007-11-01 to 2020-11-30 (deid.studies)")
+    assert t["quality-state-tvgh-liver-ct-REFB2"] == "failed: 1 integrity rule"
+    assert t["quality-warnings-tvgh-liver-ct-REFB2"] == \
+        "warning: 4 objects with slice thickness outside 0-100 mm (deid.instances)"
+    assert t["quality-state-tvgh-liver-ct-REFB4"] == "failed: 1 integrity rule"
+    assert "quality-state-tvgh-liver-ct-REFB3" not in t   # passed, no warnings: counted, not listed
+    assert (t["quality-deid.instances-failing"], t["quality-deid.instances-warnings"]) == ("1", "2")
+    assert t["quality-deid.studies-warnings"] == "1"

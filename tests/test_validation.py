@@ -251,12 +251,96 @@ def test_missing_column_fails_with_an_error_not_an_exception(suites):
 
 def test_suite_files_are_checked(tmp_path):
     p = tmp_path / "deid.instances.json"
-    p.write_text(json.dumps({"table": "deid.other", "expectations": [{"type": "x", "kwargs": {}}]}))
+    p.write_text(json.dumps({"table": "deid.other", "expectations": [
+        {"type": "x", "kwargs": {}, "severity": "integrity", "reason": "r"}]}))
     with pytest.raises(SuiteError, match="must be named"):
         load_suite(p)
     p.write_text(json.dumps({"table": "nowhere.instances", "expectations": []}))
     with pytest.raises(SuiteError):
         load_suite(p)
+
+
+# --- integrity holds a batch, plausibility warns ---------------------------------------------------
+
+# Every plausibility expectation of the shipped suites: ranges and enumerations of acquisition
+# values, which medlake passes on as the modality wrote them. Everything else is integrity.
+PLAUSIBILITY = {
+    ("restricted.source_instances", "expect_column_values_to_be_between", c)
+    for c in ("rows", "columns", "pixel_spacing_row", "pixel_spacing_col", "slice_thickness", "number_of_frames")
+} | {
+    ("restricted.source_instances", "expect_column_values_to_be_in_set", "burned_in_annotation"),
+} | {
+    ("deid.instances", "expect_column_values_to_be_between", c)
+    for c in ("rows", "columns", "pixel_spacing_row", "pixel_spacing_col", "slice_thickness", "study_date")
+} | {
+    ("deid.studies", "expect_column_values_to_be_between", "study_date"),
+    ("deid.studies", "expect_column_values_to_be_between", "frames"),
+    ("deid.series", "expect_column_values_to_be_between", "frames"),
+    ("deid.cases", "expect_column_values_to_be_between", "frames"),
+}
+
+
+def test_every_expectation_says_its_kind_and_why(suites):
+    kinds = {(t, e.type, e.column): e.severity for t, suite in suites.items() for e in suite.expectations}
+    assert {k for k, v in kinds.items() if v == "plausibility"} == PLAUSIBILITY
+    assert set(kinds.values()) == {"integrity", "plausibility"}
+    for suite in suites.values():
+        for e in suite.expectations:
+            assert e.reason.strip(), (suite.table_id, e.type, e.column)
+            # Keys, keyed ids, references, accounting and identifiers hold the batch, whatever else changes.
+            if e.type in ("expect_column_values_to_not_be_null", "expect_compound_columns_to_be_unique",
+                          "expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex_list",
+                          "medlake_column_equals_sum", "medlake_sum_at_least") or e.column == "resolved":
+                assert e.severity == "integrity", (suite.table_id, e.type, e.column)
+
+
+def test_an_unclassified_expectation_is_refused(tmp_path):
+    p = tmp_path / "deid.instances.json"
+    exp = {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "team"}}
+    p.write_text(json.dumps({"table": "deid.instances", "expectations": [exp]}))
+    with pytest.raises(SuiteError, match=r"expectation 0 .*needs a 'severity'"):
+        load_suite(p)
+    p.write_text(json.dumps({"table": "deid.instances", "expectations": [{**exp, "severity": "blocking"}]}))
+    with pytest.raises(SuiteError, match="integrity, plausibility"):
+        load_suite(p)
+    p.write_text(json.dumps({"table": "deid.instances", "expectations": [{**exp, "severity": "integrity"}]}))
+    with pytest.raises(SuiteError, match="needs a 'reason'"):
+        load_suite(p)
+    p.write_text(json.dumps({"table": "deid.instances",
+                             "expectations": [{**exp, "severity": "integrity", "reason": "natural key"}]}))
+    assert load_suite(p).expectations[0].blocks
+
+
+def test_odd_acquisition_values_warn_while_a_repeated_key_holds_the_batch(suites):
+    suite = suites["deid.instances"]
+    odd = validate(_changed("deid.instances", {1: {"slice_thickness": 650.0}, 2: {"pixel_spacing_col": 0.0},
+                                               3: {"study_date": datetime.date(1996, 3, 4)}}), suite)
+    assert not odd.success and not odd.holds_batch and odd.integrity_failures == []
+    assert {(w.rule, w.unexpected_count) for w in odd.warnings} == {
+        ("slice thickness outside 0-100 mm", 1), ("pixel spacing col outside 0.001-50 mm", 1),
+        ("study date outside 2007-11-01 to 2020-11-30", 1)}
+    dup = validate(_changed("deid.instances", {4: {"sop_instance_uid": _uid(0), "slice_thickness": 650.0}}), suite)
+    assert dup.holds_batch and [r.name for r in dup.integrity_failures] == [
+        "expect_compound_columns_to_be_unique(team,dataset,sop_instance_uid)"]
+    assert [w.rule for w in dup.warnings] == ["slice thickness outside 0-100 mm"]
+
+
+def test_rules_in_words_come_from_the_suite_only(suites):
+    from medlake.validation.rule_text import rule_text
+
+    words = {(t, e.type, e.column): rule_text(e) for t, suite in suites.items() for e in suite.expectations}
+    assert words[("restricted.source_instances", "expect_column_values_to_be_between", "slice_thickness")] == \
+        "slice thickness outside 0-100 mm"
+    assert words[("restricted.source_instances", "expect_column_values_to_be_in_set", "burned_in_annotation")] == \
+        "burned in annotation not one of YES, NO"
+    assert words[("deid.series", "expect_column_values_to_be_between", "frames")] == "frames below 1"
+    assert words[("deid.annotations", "expect_column_values_to_be_in_set", "resolved")] == "resolved not true"
+    assert words[("restricted.batches", "medlake_column_equals_sum", "files_landed")] == \
+        "files landed not files catalogued + files quarantined + files duplicate"
+    assert words[("deid.instances", "expect_compound_columns_to_be_unique", "team,dataset,sop_instance_uid")] == \
+        "key team, dataset, sop instance uid repeated"
+    # A regex or an identifier pattern is never spelt out.
+    assert all("\\d" not in w and "[" not in w for w in words.values())
 
 
 def test_record_appends_history_rows(tmp_path, suites):
@@ -273,6 +357,8 @@ def test_record_appends_history_rows(tmp_path, suites):
     bad = [r for r in rows if not r["success"]]
     assert {(r["expectation"], r["column"], r["unexpected_count"], r["run_id"]) for r in bad} == {
         ("medlake_column_equals_sum", "files_landed", 1, "run-1"), ("medlake_column_equals_sum", "files_landed", 1, "run-2")}
+    assert {(r["severity"], r["rule"]) for r in bad} == {
+        ("integrity", "files landed not files catalogued + files quarantined + files duplicate")}
 
 
 def test_history_written_before_batches_were_recorded_gains_the_columns(tmp_path, suites):
@@ -281,7 +367,8 @@ def test_history_written_before_batches_were_recorded_gains_the_columns(tmp_path
     store = DeltaStore(Lake.from_root(str(tmp_path / "lake")))
     suite = suites["restricted.batches"]
     outcome = validate(_changed("restricted.batches", {}), suite)
-    old_columns = [c for c in VALIDATION_HISTORY.column_names if c not in ("team", "dataset", "batch_ref")]
+    old_columns = [c for c in VALIDATION_HISTORY.column_names
+                   if c not in ("team", "dataset", "batch_ref", "severity", "rule")]
     from deltalake import write_deltalake
 
     # As an older medlake wrote it, before the table had those columns.
@@ -291,6 +378,9 @@ def test_history_written_before_batches_were_recorded_gains_the_columns(tmp_path
     assert {(r["run_id"], r["team"], r["batch_ref"]) for r in rows} == {
         ("run-0", None, None), ("run-1", "tvgh", "ABCDEFGHIJKLMNOPQRST")}
     assert len(rows) == 2 * len(suite.expectations)
+    # Rows recorded before expectations had kinds read null; the dashboard counts them as integrity.
+    assert {r["severity"] for r in rows if r["run_id"] == "run-0"} == {None}
+    assert {r["severity"] for r in rows if r["run_id"] == "run-1"} == {"integrity"}
 
 
 # --- one batch's rows, keys against the dataset -------------------------------------------------
@@ -378,39 +468,49 @@ def test_restricted_rows_are_found_by_folder_and_series_by_the_batch_instances(t
 
 # --- Dagster -----------------------------------------------------------------------------------
 
-def _graph(tmp_path, rows_changes, executed: list):
+def _graph(tmp_path, table_id, rows_changes, executed: list):
     import dagster as dg
 
     from expectations.checks import suite_checks
 
     parts = dg.StaticPartitionsDefinition(["tvgh/liver-ct/b1"])
-    key = dg.AssetKey(["restricted", "batches"])
+    td = TABLES[table_id][0]
+    key = dg.AssetKey([td.zone, td.name])
 
     @dg.asset(key=key, partitions_def=parts)
-    def batches(lake: LakeResource):
-        lake.store().append(BATCHES, _changed("restricted.batches", rows_changes))
+    def table(lake: LakeResource):
+        lake.store().append(td, _changed(table_id, rows_changes))
 
     @dg.asset(deps=[key], partitions_def=parts)
     def downstream():
         executed.append("downstream")
 
-    checks = suite_checks({key: "restricted.batches"}, partitions_def=parts)
+    checks = suite_checks({key: table_id}, partitions_def=parts)
     with dg.instance_for_test() as instance:
-        return dg.materialize([batches, downstream, *checks], partition_key="tvgh/liver-ct/b1", instance=instance,
+        return dg.materialize([table, downstream, *checks], partition_key="tvgh/liver-ct/b1", instance=instance,
                               resources={"lake": LakeResource(root=str(tmp_path / "lake"))}, raise_on_error=False)
 
 
+def _evaluations(res) -> dict:
+    return {e.check_name: e for e in res.get_asset_check_evaluations()}
+
+
 def test_failing_blocking_suite_check_stops_downstream(tmp_path):
+    import dagster as dg
+
     executed: list = []
-    res = _graph(tmp_path, {2: {"files_catalogued": 1}}, executed)
+    res = _graph(tmp_path, "restricted.batches", {2: {"files_catalogued": 1}}, executed)
     assert not res.success
     assert executed == []
-    [ev] = res.get_asset_check_evaluations()
-    assert not ev.passed
-    meta = ev.metadata
+    ev = _evaluations(res)
+    assert set(ev) == {"expectations_batches", "plausibility_batches"}
+    bad = ev["expectations_batches"]
+    assert not bad.passed and bad.severity == dg.AssetCheckSeverity.ERROR
+    meta = bad.metadata
     assert meta["failed"].value == 1
     assert meta["failing_expectations"].value == {"medlake_column_equals_sum(files_landed)": 1}
     assert meta["example_keys"].value == {"medlake_column_equals_sum(files_landed)": [["row", 2]]}
+    assert ev["plausibility_batches"].passed
     from medlake.lake import DeltaStore, Lake
     hist = DeltaStore(Lake.from_root(str(tmp_path / "lake"))).read(VALIDATION_HISTORY)
     assert hist.num_rows == 17 and set(hist.column("run_id").to_pylist()) == {res.run_id}
@@ -418,6 +518,72 @@ def test_failing_blocking_suite_check_stops_downstream(tmp_path):
 
 def test_passing_suite_check_lets_downstream_run(tmp_path):
     executed: list = []
-    res = _graph(tmp_path, {}, executed)
+    res = _graph(tmp_path, "restricted.batches", {}, executed)
     assert res.success and executed == ["downstream"]
     assert all(ev.passed for ev in res.get_asset_check_evaluations())
+
+
+def test_plausibility_failures_warn_and_never_hold_downstream(tmp_path):
+    """Slice Thickness 650 and Pixel Spacing 0 occur in real files: flagged, downstream runs."""
+    import dagster as dg
+
+    executed: list = []
+    res = _graph(tmp_path, "restricted.source_instances",
+                 {1: {"slice_thickness": 650.0}, 4: {"slice_thickness": 650.0, "pixel_spacing_row": 0.0}}, executed)
+    assert res.success and executed == ["downstream"]
+    ev = _evaluations(res)
+    assert ev["expectations_source_instances"].passed
+    warned = ev["plausibility_source_instances"]
+    assert not warned.passed and warned.severity == dg.AssetCheckSeverity.WARN
+    assert warned.metadata["flagged"].value == {"slice thickness outside 0-100 mm": 2,
+                                                 "pixel spacing row outside 0.001-50 mm": 1}
+    assert warned.metadata["example_keys"].value["expect_column_values_to_be_between(slice_thickness)"] == [
+        ["row", 1], ["row", 4]]
+    from medlake.lake import DeltaStore, Lake
+    hist = DeltaStore(Lake.from_root(str(tmp_path / "lake"))).read(VALIDATION_HISTORY).to_pylist()
+    assert sorted((r["severity"], r["rule"], r["unexpected_count"]) for r in hist if not r["success"]) == [
+        ("plausibility", "pixel spacing row outside 0.001-50 mm", 1),
+        ("plausibility", "slice thickness outside 0-100 mm", 2)]
+
+
+def test_an_integrity_failure_holds_downstream_beside_plausibility_warnings(tmp_path):
+    import dagster as dg
+
+    executed: list = []
+    res = _graph(tmp_path, "restricted.source_instances",
+                 {4: {"sop_instance_uid": "1.2.3.4.0", "slice_thickness": 650.0}}, executed)
+    assert not res.success and executed == []
+    ev = _evaluations(res)
+    held = ev["expectations_source_instances"]
+    assert not held.passed and held.severity == dg.AssetCheckSeverity.ERROR
+    assert held.metadata["failing_expectations"].value == {
+        "expect_compound_columns_to_be_unique(team,dataset,sop_instance_uid)": 2}
+    warned = ev["plausibility_source_instances"]
+    assert not warned.passed and warned.severity == dg.AssetCheckSeverity.WARN
+    assert warned.metadata["flagged"].value == {"slice thickness outside 0-100 mm": 1}
+
+
+@pytest.mark.parametrize("severity_name", ["WARN", "ERROR"])
+def test_dagster_holds_downstream_of_a_blocking_check_only_on_error(severity_name):
+    """The Dagster semantics the suites' checks rest on (1.13): a blocking check that fails with
+    severity WARN lets downstream run; only ERROR holds it. Integrity results are therefore ERROR."""
+    import dagster as dg
+
+    executed: list = []
+
+    @dg.asset
+    def table():
+        return 1
+
+    @dg.asset(deps=[table])
+    def downstream():
+        executed.append("downstream")
+
+    @dg.asset_check(asset=table, blocking=True)
+    def failing():
+        return dg.AssetCheckResult(passed=False, severity=getattr(dg.AssetCheckSeverity, severity_name))
+
+    with dg.instance_for_test() as instance:
+        res = dg.materialize([table, downstream, failing], instance=instance, raise_on_error=False)
+    assert executed == (["downstream"] if severity_name == "WARN" else [])
+    assert res.success == (severity_name == "WARN")

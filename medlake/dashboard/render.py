@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from medlake.dashboard import svg
+from medlake.dashboard.quality import QualityState, quality_state
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ svg.bar{vertical-align:middle}svg text.axis{font-size:11px;fill:#4a5a6a}
 svg text.pointlabel{font-size:12px;font-weight:700;fill:#2f6db5}
 .grid2{display:grid;grid-template-columns:1fr 1fr;gap:14px}
 .kpi{display:inline-block;margin-right:28px}.kpi b{font-size:22px;display:block}
-.bad{color:#b03a2e}.good{color:#17603f}
+.bad{color:#b03a2e}.good{color:#17603f}.warn{color:#8a5300}
 footer{color:#6a7a8a;font-size:12px;padding:0 28px 20px}
 """
 
@@ -403,49 +404,73 @@ def _section_validation(ctx: _Ctx) -> str:
             f'data-testid="idcheck-findings">{fmt_int(findings)}</b></span>'
             f'<p class="note">Last check {_e(_fmt_time(when))}.</p></div>')
     rows = _rows(ctx.tables, "validation_history")
+    batches = ""
     if not rows:
         parts.append('<div data-testid="quality-missing"><h3>Data quality 資料品質</h3>'
                      '<p class="note">No data-quality validation has been recorded yet '
                      '(table program/validation_history).</p></div>')
     else:
-        # A batch's check validates that batch's rows: a fault stays on the board until the batch is
-        # validated again, whatever other batches did since. Rows without a batch (whole tables,
-        # and histories written before batches were recorded) count as one validation per table.
-        def scope(r) -> tuple:
-            return r["table"], r.get("team"), r.get("dataset"), r.get("batch_ref")
-
-        latest_of: dict[tuple, Any] = {}
-        for r in rows:
-            if scope(r) not in latest_of or r["checked_at"] > latest_of[scope(r)]:
-                latest_of[scope(r)] = r["checked_at"]
-        last_at: dict[str, Any] = {}
-        per: dict[str, list[int]] = {}
-        for r in rows:
-            if r["checked_at"] == latest_of[scope(r)]:
-                c = per.setdefault(r["table"], [0, 0])
-                c[0] += 1
-                c[1] += 0 if r["success"] else 1
-                last_at[r["table"]] = max(last_at.get(r["table"], r["checked_at"]), r["checked_at"])
-        failing = sum(c[1] for c in per.values())
-        checked = sum(c[0] for c in per.values())
-        bad_tables = sum(1 for c in per.values() if c[1])
+        q = quality_state(rows)
+        bad_tables = sum(1 for t in q.tables.values() if t.failing)
+        bad_batches = sum(1 for b in q.batches if b.failed)
         parts.append(
             '<div><h3 style="font-size:15px;margin:4px 0">Data quality 資料品質</h3>'
-            f'<span class="kpi">tables 資料表<b data-testid="quality-tables">{fmt_int(len(per))}</b></span>'
-            f'<span class="kpi">rules checked 規則<b data-testid="quality-expectations">{fmt_int(checked)}</b></span>'
-            f'<span class="kpi">failing 未通過<b class="{"bad" if failing else "good"}" '
-            f'data-testid="quality-failing">{fmt_int(failing)}</b></span>'
+            f'<span class="kpi">tables 資料表<b data-testid="quality-tables">{fmt_int(len(q.tables))}</b></span>'
+            f'<span class="kpi">rules checked 規則<b data-testid="quality-expectations">'
+            f'{fmt_int(sum(t.rules for t in q.tables.values()))}</b></span>'
+            f'<span class="kpi">failing 未通過<b class="{"bad" if q.failing else "good"}" '
+            f'data-testid="quality-failing">{fmt_int(q.failing)}</b></span>'
             f'<span class="kpi">tables failing 未通過資料表<b class="{"bad" if bad_tables else "good"}" '
             f'data-testid="quality-tables-failing">{fmt_int(bad_tables)}</b></span>'
+            f'<span class="kpi">batches failing 未通過批次<b class="{"bad" if bad_batches else "good"}" '
+            f'data-testid="quality-batches-failing">{fmt_int(bad_batches)}</b></span>'
+            f'<span class="kpi">warnings 警告<b class="{"warn" if q.warnings else "good"}" '
+            f'data-testid="quality-warnings">{fmt_int(q.warnings)}</b></span>'
+            '<p class="note">Failing: an integrity rule (keys, keyed ids, references, accounting, no identifier) '
+            'broken; the batch is held until it passes. Warnings: plausibility rules (ranges and enumerations '
+            'of acquisition values) that flagged rows; they never hold a batch.</p>'
             '<table><tr><th>Table 資料表</th><th class="n">Rules 規則</th><th class="n">Failing 未通過</th>'
-            '<th>Checked 時間</th></tr>'
-            + "".join(f'<tr><td>{_e(t)}</td><td class="n">{fmt_int(c[0])}</td>'
-                      f'<td class="n {"bad" if c[1] else ""}" data-testid="{_tid("quality", t, "failing")}">'
-                      f'{fmt_int(c[1])}</td><td>{_e(_fmt_time(last_at[t]))}</td></tr>'
-                      for t, c in sorted(per.items()))
+            '<th class="n">Warnings 警告</th><th>Checked 時間</th></tr>'
+            + "".join(f'<tr><td>{_e(t)}</td><td class="n">{fmt_int(c.rules)}</td>'
+                      f'<td class="n {"bad" if c.failing else ""}" data-testid="{_tid("quality", t, "failing")}">'
+                      f'{fmt_int(c.failing)}</td>'
+                      f'<td class="n {"warn" if c.warnings else ""}" data-testid="{_tid("quality", t, "warnings")}">'
+                      f'{fmt_int(c.warnings)}</td><td>{_e(_fmt_time(c.last_checked))}</td></tr>'
+                      for t, c in sorted(q.tables.items()))
             + "</table></div>")
-    parts.append("</div></section>")
+        batches = _quality_batches(q)
+    parts.append("</div>" + batches + "</section>")
     return "".join(parts)
+
+
+# Batches listed by state; the counts above cover every batch, the list its first ones.
+_MAX_BATCHES_LISTED = 50
+
+
+def _quality_batches(q: QualityState) -> str:
+    """Each batch that failed or warned: its latest state and its warnings, as counts and rules."""
+    shown = [b for b in q.batches if b.failed or b.warnings]
+    if not shown:
+        return ('<p class="note" data-testid="quality-batches-none">'
+                f'{fmt_int(len(q.batches))} batches validated: none failing, no warnings.</p>')
+    out = ['<h4 style="margin:10px 0 4px">Batches 批次</h4><table><tr><th>Team 團隊</th><th>Dataset 資料集</th>'
+           '<th>Batch (keyed) 批次代碼</th><th>State 狀態</th><th>Warnings 警告</th></tr>']
+    for b in shown[:_MAX_BATCHES_LISTED]:
+        batch = (b.team, b.dataset, b.batch_ref or "")
+        state = (f'failed: {fmt_int(b.failing)} integrity rule{"s" if b.failing != 1 else ""}' if b.failed
+                 else "passed")
+        warnings = "".join(f'<div>{_e(w.text)} <span style="color:#4a5a6a">({_e(w.table)})</span></div>'
+                           for w in b.warnings)
+        out.append(f'<tr><td>{_e(b.team)}</td><td>{_e(b.dataset)}</td><td><code>{_e(b.batch_ref or "")}</code></td>'
+                   f'<td class="{"bad" if b.failed else "good"}" data-testid="{_tid("quality-state", *batch)}">'
+                   f'{_e(state)}</td>'
+                   f'<td class="{"warn" if b.warnings else ""}" data-testid="{_tid("quality-warnings", *batch)}">'
+                   f'{warnings or "none"}</td></tr>')
+    out.append("</table>")
+    if len(shown) > _MAX_BATCHES_LISTED:
+        out.append(f'<p class="note">and {fmt_int(len(shown) - _MAX_BATCHES_LISTED)} more batches failing or '
+                   'with warnings (program/validation_history).</p>')
+    return "".join(out)
 
 
 def _section_access(ctx: _Ctx) -> str:

@@ -16,7 +16,8 @@ VALIDATION_HISTORY = TableDef(
     zone="program",
     name="validation_history",
     doc="Every data-quality validation of a lake table against its expectations suite: one row per "
-        "expectation per run, counts only (no values, no example keys).",
+        "expectation per run, counts only (no values, no example keys). A failing plausibility row is a "
+        "warning: its unexpected_count is the number of rows it flagged.",
     keys=("table", "expectation", "column", "run_id", "checked_at"),
     columns=(
         Column("table", _STR, "<zone>.<table> validated", False),
@@ -31,6 +32,11 @@ VALIDATION_HISTORY = TableDef(
         Column("team", _STR, "team of the export batch whose check this was; null: a whole table"),
         Column("dataset", _STR, "that batch's dataset"),
         Column("batch_ref", _STR, "that batch's keyed reference (folder names are hospital text)"),
+        Column("severity", _STR, "the expectation's kind: integrity (a failure holds the batch) or plausibility "
+                                 "(a failure flags unexpected_count rows as a warning); null: recorded before "
+                                 "suites had kinds, when every failure held the batch"),
+        Column("rule", _STR, "the expectation in words, from the suite (\"slice thickness outside 0-100 mm\"); "
+                             "never a value from the data"),
     ),
 )
 
@@ -43,7 +49,8 @@ def history_rows(table_id: str, outcome: ValidationOutcome, run_id: str,
     return VALIDATION_HISTORY.from_rows([
         {"table": table_id, "expectation": r.expectation, "column": r.column or "", "success": r.success,
          "unexpected_count": r.unexpected_count, "element_count": outcome.row_count, "run_id": run_id,
-         "checked_at": at, "team": team, "dataset": dataset, "batch_ref": batch_ref}
+         "checked_at": at, "team": team, "dataset": dataset, "batch_ref": batch_ref, "severity": r.severity,
+         "rule": r.rule}
         for r in outcome.results])
 
 

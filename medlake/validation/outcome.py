@@ -16,6 +16,8 @@ class ExpectationOutcome:
     # program tables) or ("row", n) row numbers (restricted tables). Never a value that failed a check.
     example_keys: list[tuple] = field(default_factory=list)
     error: str | None = None      # exception type when GX could not evaluate it (e.g. missing column)
+    severity: str = "integrity"   # the suite's kind for it: integrity holds the batch, plausibility warns
+    rule: str = ""                # the expectation in words (medlake.validation.rule_text), no data in it
 
     @property
     def name(self) -> str:
@@ -33,6 +35,20 @@ class ValidationOutcome:
     @property
     def failed(self) -> list[ExpectationOutcome]:
         return [r for r in self.results if not r.success]
+
+    @property
+    def integrity_failures(self) -> list[ExpectationOutcome]:
+        """What holds the batch: keys, keyed ids, references, accounting, identifiers."""
+        return [r for r in self.failed if r.severity == "integrity"]
+
+    @property
+    def warnings(self) -> list[ExpectationOutcome]:
+        """Plausibility expectations that flagged rows: reported, never holding the batch."""
+        return [r for r in self.failed if r.severity == "plausibility"]
+
+    @property
+    def holds_batch(self) -> bool:
+        return bool(self.integrity_failures)
 
     def failing(self, expectation: str, column: str | None = None) -> bool:
         """True when the named expectation (optionally on `column`) failed."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import threading
 import time
+from dataclasses import replace
 
 import pyarrow as pa
 
 from medlake.validation.outcome import ExpectationOutcome, ValidationOutcome
+from medlake.validation.rule_text import rule_text
 from medlake.validation.rules import RULES, keys_repeated_in
 from medlake.validation.suite import ExpectationDef, Suite, SuiteError
 
@@ -85,7 +87,10 @@ def validate(table: pa.Table, suite: Suite, key_universe: pa.Table | None = None
         elif i in against_universe:
             outcomes[i] = _unique_against(table, key_universe, suite, e)
 
-    results = [outcomes[i] for i in range(len(suite.expectations))]
+    # Each outcome carries its expectation's kind and words, so whoever reads it (the check, the
+    # history, the dashboard) tells a warning from a failure without the suite at hand.
+    results = [replace(outcomes[i], severity=e.severity, rule=rule_text(e))
+               for i, e in enumerate(suite.expectations)]
     return ValidationOutcome(table_id=suite.table_id, success=all(r.success for r in results),
                              row_count=table.num_rows, results=results,
                              seconds=round(time.perf_counter() - started, 3))

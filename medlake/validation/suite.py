@@ -4,15 +4,22 @@
      "description": "...",
      "example_keys": ["team", "dataset", "sop_instance_uid"],   // null: report row numbers
      "expectations": [
-        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "team"}, "notes": "..."},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "team"},
+         "severity": "integrity", "reason": "natural key", "notes": "..."},
         {"type": "expect_column_values_to_be_between",
-         "kwargs": {"column": "study_date", "min_value": {"$date": "2007-11-01"}, ...}},
-        {"type": "medlake_column_equals_sum", "kwargs": {...}}    // custom rule (rules.py)
+         "kwargs": {"column": "study_date", "min_value": {"$date": "2007-11-01"}, ...},
+         "severity": "plausibility", "reason": "acquisition value as the scanner wrote it"},
+        {"type": "medlake_column_equals_sum", "kwargs": {...}, ...}    // custom rule (rules.py)
      ]}
 
 Values tagged {"$date": "YYYY-MM-DD"} become datetime.date. Types starting with `medlake_` are the
 custom rules of medlake.validation.rules; every other type is a great-expectations expectation.
 Restricted-zone suites always report row numbers, whatever example_keys says.
+
+Every expectation says which kind it is, with the reason: an `integrity` expectation (keys, keyed
+id formats, references, accounting, no identifier) holds the batch when it fails; a `plausibility`
+one (ranges and enumerations of acquisition values) only flags the rows it finds. `unit` is
+optional, for the rule's description ("slice thickness outside 0-100 mm").
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from medlake.lake.zones import ZONES
 
 _NAME = re.compile(r"^(?P<zone>[a-z]+)\.(?P<name>[a-z0-9_]+)$")
 CUSTOM_PREFIX = "medlake_"
+INTEGRITY, PLAUSIBILITY = "integrity", "plausibility"
+SEVERITIES = (INTEGRITY, PLAUSIBILITY)
 
 
 class SuiteError(ValueError):
@@ -38,6 +47,13 @@ class ExpectationDef:
     type: str
     kwargs: dict
     notes: str = ""
+    severity: str = INTEGRITY
+    reason: str = ""
+    unit: str = ""
+
+    @property
+    def blocks(self) -> bool:
+        return self.severity == INTEGRITY
 
     @property
     def is_custom(self) -> bool:
@@ -99,7 +115,16 @@ def parse_suite(data: dict, source: str = "<suite>") -> Suite:
     for i, e in enumerate(data.get("expectations") or []):
         if not isinstance(e, dict) or not isinstance(e.get("type"), str) or not isinstance(e.get("kwargs", {}), dict):
             raise SuiteError(f"{source}: expectation {i} needs a 'type' string and a 'kwargs' object")
-        exps.append(ExpectationDef(e["type"], _decode(e.get("kwargs", {})), e.get("notes", "")))
+        severity, reason = e.get("severity"), e.get("reason")
+        # Unclassified, an expectation would silently pick a default: a new range must not start
+        # holding batches, nor a new key check stop holding them, because nobody said which it is.
+        if severity not in SEVERITIES:
+            raise SuiteError(f"{source}: expectation {i} ({e['type']}) needs a 'severity': one of "
+                             f"{', '.join(SEVERITIES)}")
+        if not isinstance(reason, str) or not reason.strip():
+            raise SuiteError(f"{source}: expectation {i} ({e['type']}) needs a 'reason' for its severity")
+        exps.append(ExpectationDef(e["type"], _decode(e.get("kwargs", {})), e.get("notes", ""), severity,
+                                   reason, str(e.get("unit", ""))))
     if not exps:
         raise SuiteError(f"{source}: no expectations")
     keys = data.get("example_keys")
