@@ -39,9 +39,9 @@ bench: venv
 
 ## make ui: Dagster's UI and daemon (sensors, schedules) on http://127.0.0.1:3000
 ui: venv
-	mkdir -p $(DAGSTER_HOME)
+	umask 077; mkdir -p $(DAGSTER_HOME); chmod 700 $(DAGSTER_HOME)
 	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
-	MEDLAKE_HOME=$(MEDLAKE_HOME) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	umask 077; MEDLAKE_HOME=$(MEDLAKE_HOME) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 clean:
 	rm -rf $(VENV) medlake-data bench/work

@@ -114,8 +114,9 @@ def run_scale(scale: float) -> dict:
     def started(key: str, n: int) -> None:
         starts[key] = (Mark(), n)
 
-    def done(key: str, ok: bool) -> None:
+    def done(outcome) -> None:
         # Per batch too: equal batches that get slower, or write more, as the lake fills are the suspects.
+        key, ok = outcome.name, outcome.ok
         m0, n = starts[key]
         d = Mark().since(m0, n)
         per_batch.append({"batch": key, "files": n, "s": d["wall_s"], "ok": ok,
@@ -168,7 +169,7 @@ def _checks(store, report, w) -> dict:
     rel = _rows(store, "program", "release_log", ["action", "cases"])
     published = [r for r in rel.to_pylist() if r["action"] == "published"] if rel is not None else []
     return {
-        "run_ok": report.ok, "failed": report.failed, "batches_run": report.batches_run,
+        "run_ok": report.ok, "failed": [f.name for f in report.failed], "batches_run": len(report.batches),
         "deid_cases": cases.num_rows if cases is not None else 0, "cases_landed": w.cases,
         "status_mismatch": {k: {"planned": want[k], "deid": got[k]} for k in sorted(set(want) | set(got))
                             if want[k] != got[k]},

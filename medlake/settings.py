@@ -78,14 +78,38 @@ def secret_key(env: dict[str, str] | None = None) -> bytes:
     return value.encode("utf-8")
 
 
+UMASK_ENV = "MEDLAKE_UMASK"
+
+
+def process_umask(env: dict[str, str] | None = None) -> int:
+    """The umask medlake's processes create files with: owner-only (077) unless MEDLAKE_UMASK opens
+    the shareable zones to a group (027, say). The restricted zone and Dagster's folder stay
+    owner-only either way."""
+    value = (os.environ if env is None else env).get(UMASK_ENV, "")
+    if not value:
+        return 0o077
+    try:
+        mask = int(value, 8)
+    except ValueError:
+        mask = -1
+    if not 0 <= mask <= 0o777:
+        raise SettingsError(f"{UMASK_ENV}={value!r}: expected an octal umask such as 077 or 027")
+    return mask
+
+
 def ensure_demo_key(key_file: Path) -> tuple[str, bool]:
-    """Read the demo's key from `key_file`, creating it (mode 600) on first use.
+    """Read the demo's key from `key_file`, creating it (mode 600, in a folder of mode 700) on
+    first use.
 
     Returns the key and whether it was created now, so the caller can say so.
     """
+    from medlake.lake.zones import owner_only_folder
+
+    owner_only_folder(key_file.parent)
     if key_file.is_file():
+        if key_file.stat().st_mode & 0o077:
+            key_file.chmod(0o600)
         return key_file.read_text().strip(), False
-    key_file.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_hex(32)
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from medlake.program import RegistryError, load_registry
-from medlake.settings import SECRET_KEY_ENV, Settings, SettingsError, ensure_demo_key, secret_key
+from medlake.settings import SECRET_KEY_ENV, Settings, SettingsError, ensure_demo_key, process_umask, secret_key
 
 # Piped output (CI logs, `| less`) gets a width that fits the summary tables instead of 80 columns.
 # Text from data (names, paths, query values, messages quoting them) goes through escape() or Text:
@@ -41,6 +41,10 @@ def main() -> None:
     Locations come from MEDLAKE_HOME, MEDLAKE_LANDING, MEDLAKE_LAKE, MEDLAKE_RELEASES and
     MEDLAKE_PROGRAM (defaults under ./medlake-data/); see the README.
     """
+    try:
+        os.umask(process_umask())
+    except SettingsError as e:
+        _fail(str(e))
 
 
 # `medlake run` while another holds the lake: EX_TEMPFAIL, so cron and service managers retry later.
@@ -200,9 +204,12 @@ def demo(cases: int, seed: int, datasets: str) -> None:
         _fail(str(e))
     chosen = _dataset_ids(datasets, registry, s.program)
     if not os.environ.get(SECRET_KEY_ENV):
-        if "://" in s.lake:
+        from medlake.lake import Lake
+
+        restricted = Lake.from_root(s.lake).zone_root("restricted")
+        if "://" in restricted:
             _fail(f"set {SECRET_KEY_ENV}: the demo only makes its own key for a local lake")
-        key_file = Path(s.lake) / "restricted" / "_secret_key"
+        key_file = Path(restricted) / "_secret_key"
         key, created = ensure_demo_key(key_file)
         os.environ[SECRET_KEY_ENV] = key
         console.print(f"{'Made' if created else 'Using'} a demo secret key at {escape(str(key_file))} "

@@ -30,6 +30,7 @@ class LakeResource(dg.ConfigurableResource):
 
     def store(self) -> DeltaStore:
         store = DeltaStore(Lake.from_root(self.root))
+        store.lake.secure_restricted_zone()
         ensure_current(store)  # once per process: a lake written by an older medlake is brought up to date
         return store
 

@@ -13,6 +13,7 @@ import dagster as dg
 from medlake.ingest.pending import pending_batches
 from medlake.lake import DeltaStore, Lake
 from medlake.lake.migrate import ensure_current
+from medlake.lake.zones import owner_only_folder
 from medlake.landing import open_landing
 from medlake.program import load_registry
 from medlake.progress.stale import programme_stale, record_programme_inputs
@@ -49,8 +50,8 @@ class RunReport:
 
 
 def dagster_instance(settings: Settings) -> dg.DagsterInstance:
-    home = Path(settings.absolute().dagster_home)
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Dagster's databases hold run logs and configuration: owner-only, like the restricted zone.
+    home = owner_only_folder(Path(settings.absolute().dagster_home))
     config = home / "dagster.yaml"
     if not config.exists():
         # Dagster's default local instance (SQLite under DAGSTER_HOME), without phoning home.
@@ -88,6 +89,7 @@ def run_pending(
     load_registry(settings.program)  # fail fast, naming the file and field, before any run starts
     landing = open_landing(settings.landing)
     store = DeltaStore(Lake.from_root(settings.lake))
+    store.lake.secure_restricted_zone()
     ensure_current(store)
     report = RunReport()
     # Entered, so that Dagster's per-instance context (its definitions-state storage) is this

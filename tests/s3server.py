@@ -73,3 +73,29 @@ def s3_environment(server: S3Server) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def bucket_user(server: S3Server, bucket: str) -> dict[str, str]:
+    """An IAM user whose only permission is every S3 action on `bucket`; its AWS_* credentials.
+    Created before enforce_access(), while the server still answers unsigned administration."""
+    import json
+
+    import boto3
+
+    admin = dict(endpoint_url=server.endpoint, region_name="us-east-1", aws_access_key_id="admin",
+                 aws_secret_access_key="admin")
+    iam = boto3.client("iam", **admin)
+    user = f"only-{bucket}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="own-bucket", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*",
+                                                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}]}))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+
+
+def enforce_access(server: S3Server) -> None:
+    """From now on the server checks every request's signature against its IAM users' policies."""
+    req = urllib.request.Request(server.endpoint + "/moto-api/reset-auth", data=b"0", method="POST",
+                                 headers={"Content-Type": "text/plain"})
+    urllib.request.urlopen(req, timeout=10).read()

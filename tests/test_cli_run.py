@@ -119,3 +119,22 @@ def test_a_stop_signal_ends_the_run_cleanly_and_the_next_run_completes(tmp_path,
     assert len(landed) == len({tuple(r.values()) for r in landed})
     cases = store.read(CASES, ["team", "dataset", "case_pseudonym"]).to_pylist()
     assert cases and len(cases) == len({tuple(r.values()) for r in cases})
+
+
+def test_a_batch_refused_at_ingestion_ends_its_job_without_error(tmp_path):
+    """An unknown dataset folder is refused as a whole; the steps after ingestion have nothing to do
+    (they used to look the dataset up in the registry and fail, retrying for minutes)."""
+    import shutil
+
+    home, env = _home(tmp_path, batches=1)
+    batch = next((home / "landing" / "ntu" / "ccta").iterdir())
+    shutil.copytree(batch, home / "landing" / "ntu" / "ccta-old" / batch.name)
+    run = subprocess.run([str(MEDLAKE), "run"], env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert "2 of 2 batch runs succeeded." in run.stdout
+    store = _store(home)
+    status = {r["dataset"]: (r["status"], r["reason_code"]) for r in store.read(BATCHES).to_pylist()}
+    assert status == {"ccta": ("ingested", None), "ccta-old": ("refused", "unknown_dataset")}
+    assert store.count(CASES, where={"dataset": "ccta-old"}) == 0
+    again = subprocess.run([str(MEDLAKE), "run"], env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "Nothing new" in again.stdout, again.stdout + again.stderr

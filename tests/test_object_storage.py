@@ -74,7 +74,7 @@ def test_the_whole_graph_runs_against_buckets(programme):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MEDLAKE_AS_OF", "2019-09-15")
         run = run_pending(settings)
-    assert run.ok and run.batches_run == 2, run.failed
+    assert run.ok and len(run.batches) == 2, run.failed
     store = DeltaStore(Lake.from_root(settings.lake))
     instances = store.read(INSTANCES)
     slides = store.read(SLIDES)
@@ -106,7 +106,7 @@ def test_the_whole_graph_runs_against_buckets(programme):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MEDLAKE_AS_OF", "2019-09-15")
         again = run_pending(settings)
-    assert again.ok and again.batches_run == 0 and not again.programme_refreshed
+    assert again.ok and not again.batches and again.programme is None
 
 
 def test_environment_is_what_reaches_the_bucket(s3):
@@ -138,9 +138,9 @@ def test_store_outage_fails_clearly_and_the_next_run_resumes(tmp_path, registry)
         upload_tree(exports, "s3://outage/exports")
         try:
             run = run_pending(settings)
-            assert run.ok and run.batches_run == 1
+            assert run.ok and len(run.batches) == 1
             again = run_pending(settings)
-            assert again.batches_run == 0
+            assert not again.batches
         finally:
             server.stop()
     rows = store.read(SOURCE_INSTANCES).to_pylist()

@@ -48,7 +48,7 @@ def withdrawn(tmp_path_factory, registry):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MEDLAKE_AS_OF", AS_OF)
         run = run_pending(settings)
-    assert run.ok and run.programme_refreshed, run.failed
+    assert run.ok and run.programme is not None, run.failed
     return settings, store, patient, pseudonym, before
 
 
@@ -133,6 +133,6 @@ def test_a_further_run_changes_nothing(withdrawn):
         mp.setenv("MEDLAKE_AS_OF", AS_OF)
         mp.setattr("pipelines.runner.programme_stale", lambda *_: True)  # force the programme run
         run = run_pending(settings)
-    assert run.ok and run.programme_refreshed
+    assert run.ok and run.programme is not None
     assert store.read(RELEASE_LOG).num_rows == log_before
     assert store.read(WITHDRAWAL_AUDIT).num_rows == audit_before

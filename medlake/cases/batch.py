@@ -13,7 +13,7 @@ from medlake.cases.annotations import batch_annotations
 from medlake.cases.build import build_cases, case_pseudonyms
 from medlake.cases.update import apply_update, plan_update
 from medlake.deid.keys import DeidKeys
-from medlake.ingest.pending import record_completion
+from medlake.ingest.pending import record_completion, was_ingested
 from medlake.lake.delta import DeltaStore
 from medlake.lake.tables import ANNOTATION_PROBLEMS, ANNOTATIONS, CASES
 from medlake.landing import BatchRef
@@ -36,6 +36,8 @@ class CasesResult:
 def annotate_and_count(store: DeltaStore, keys: DeidKeys, registry: Registry, ref: BatchRef) -> CasesResult:
     """The batch's annotations, its cases merged into the dataset's, and the batch recorded complete
     (under the dataset's lock: another batch's assembly counts this one's cases once it is complete)."""
+    if not was_ingested(store, ref):
+        return CasesResult()  # refused as a whole at ingestion: no annotations, no cases
     with store.lake.dataset_lock(ref.team, ref.dataset, f"annotations and cases {ref.key}"):
         result = _annotate_and_count(store, keys, registry, ref)
         record_completion(store, ref)

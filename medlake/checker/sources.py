@@ -108,7 +108,7 @@ def check_objects(store: DeltaStore, team: str, paths: Iterable[str], tables: It
     """Scan de-identified objects (paths relative to the lake root) and deid-zone tables (whole, or
     the part `scopes` names)."""
     index = team_index(store, team)
-    checker = Checker(index, storage_options=store.lake.storage_options or None)
+    checker = Checker(index, storage_options=store.lake.options("deid") or None)
     files = store.lake.objects()
     findings = []
     scanned = 0

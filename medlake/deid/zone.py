@@ -41,6 +41,7 @@ from medlake.deid.table import TABLE_OPTIONS, Option
 from medlake.deid.vault import ensure_patients
 from medlake.deid.wsi import strip_label_and_macro
 from medlake.dicom.header import DicomProblem, parse_header_from_file
+from medlake.ingest.pending import was_ingested
 from medlake.lake.delta import DeltaStore
 from medlake.lake.tables import (
     ANNOTATION_FILES,
@@ -93,10 +94,9 @@ class _Run:
             store, landing, registry, keys, ref, log)
         self.now = dt.datetime.now(dt.timezone.utc)
         self.batch_ref = keys.batch_ref(ref.team, ref.dataset, ref.batch)
+        # Objects are written at objects.path(): the lake itself, or this machine's cache of a remote
+        # lake (uploaded before the tables that name them are committed).
         self.objects = store.lake.objects()
-        # Objects are written here: the lake itself, or this machine's cache of a remote lake
-        # (uploaded before the tables that name them are committed).
-        self.lake_root = self.objects.cache
         self.rel_root = Path("deid") / "objects" / ref.team / ref.dataset
         self.source = landing.batch_dir(ref)
         opts = set(registry.deid_options(ref.dataset))
@@ -132,7 +132,7 @@ class _Run:
             self.result.actions[k] = self.result.actions.get(k, 0) + int(v)
 
     def write_bytes(self, rel: Path, data: bytes) -> None:
-        dst = self.lake_root / rel
+        dst = self.objects.path(rel)
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
         tmp.write_bytes(data)
@@ -167,6 +167,9 @@ def deidentify_batch(store: DeltaStore, landing: LandingZone, registry: Registry
                      log: Log | None = None) -> DeidBatchResult:
     """De-identify one catalogued batch into the deid zone, and summarise its dataset's series and
     studies from the result."""
+    if not was_ingested(store, ref):
+        (log or (lambda _m: None))(f"batch {ref.key}: refused at ingestion; nothing to de-identify")
+        return DeidBatchResult(ref.team, ref.dataset, keys.batch_ref(ref.team, ref.dataset, ref.batch))
     with store.lake.dataset_lock(ref.team, ref.dataset, f"de-identify {ref.key}"):
         result = _deidentify_batch(store, landing, registry, keys, ref, log)
         result.table_versions.update(summarise(store, ref.team, ref.dataset))
@@ -177,7 +180,7 @@ def _deidentify_batch(store: DeltaStore, landing: LandingZone, registry: Registr
                       log: Log | None) -> DeidBatchResult:
     started = time.perf_counter()
     run = _Run(store, landing, registry, keys, ref, log or (lambda _m: None))
-    sweep_abandoned_temp_files(run.lake_root / run.rel_root)
+    sweep_abandoned_temp_files(run.objects.path(run.rel_root))
     in_dataset = {"team": ref.team, "dataset": ref.dataset}
     in_batch = {**in_dataset, "batch": ref.batch}
     instances = store.read(SOURCE_INSTANCES, where=in_batch)
@@ -261,7 +264,7 @@ def _dicom(run: _Run, instances: pa.Table) -> None:
 def _dst(run: _Run, row: dict) -> Path:
     k = run.keys
     folder = run.rel_root / k.uid(row["study_instance_uid"]) / k.uid(row["series_instance_uid"])
-    (run.lake_root / folder).mkdir(parents=True, exist_ok=True)
+    (run.objects.path(folder)).mkdir(parents=True, exist_ok=True)
     return folder / f"{k.uid(row['sop_instance_uid'])}.dcm"
 
 
@@ -277,11 +280,11 @@ def _one_object(run: _Run, row: dict) -> None:
             cleaned = clean_pixels(ds, row["modality"] or "")
             extra = (Option.CLEAN_PIXEL_DATA,) if cleaned.cleaned else ()
             ctx = run.ctx(row["patient_id"], extra)
-            report = deidentify_dataset(ds, run.lake_root / rel, ctx)
+            report = deidentify_dataset(ds, run.objects.path(rel), ctx)
             actions = {**report.counts, **{f"pixels_{k}": v for k, v in overlay.items() if v}}
             _catalogue(run, rel, row, ctx, actions, fast=False, cleaned=cleaned.cleaned)
         else:
-            report = deidentify_file(src, run.lake_root / rel, ctx, row["pixel_data_offset"])
+            report = deidentify_file(src, run.objects.path(rel), ctx, row["pixel_data_offset"])
             _catalogue(run, rel, row, ctx, dict(report.counts), fast=bool(report.fast_path))
     except DeidError as e:
         run.refuse(row["path"], e.code, e.message)
@@ -305,7 +308,7 @@ def _defaced_series(run: _Run, rows: list[dict]) -> None:
         ctx = run.ctx(row["patient_id"], (Option.CLEAN_RECOGNIZABLE_VISUAL_FEATURES,))
         rel = _dst(run, row)
         try:
-            report = deidentify_dataset(ds, run.lake_root / rel, ctx)
+            report = deidentify_dataset(ds, run.objects.path(rel), ctx)
             _catalogue(run, rel, row, ctx, dict(report.counts), fast=False, defaced=True)
         except DeidError as e:
             run.refuse(row["path"], e.code, e.message)
@@ -314,7 +317,7 @@ def _defaced_series(run: _Run, rows: list[dict]) -> None:
 def _catalogue(run: _Run, rel: Path, row: dict, ctx: DeidContext, actions: dict, fast: bool,
                cleaned: bool = False, defaced: bool = False) -> None:
     """Read the de-identified file back: the table describes what was written, not what was meant."""
-    path = run.lake_root / rel
+    path = run.objects.path(rel)
     size = path.stat().st_size
     try:
         h = parse_header_from_file(path, size)
@@ -351,7 +354,7 @@ def _slides(run: _Run, slides: pa.Table, patient_of: _PatientIndex) -> None:
     for row in slides.to_pylist() if slides.num_rows else []:
         slide_id = run.keys.opaque_id("slide", run.ref.team, run.ref.dataset, row["sha256"])
         rel = run.rel_root / "slides" / f"{slide_id}.tif"
-        dst = run.lake_root / rel
+        dst = run.objects.path(rel)
         dst.parent.mkdir(parents=True, exist_ok=True)
         try:
             result = strip_label_and_macro(run.source / row["path"], dst)

@@ -9,9 +9,8 @@ from dataclasses import dataclass
 import pyarrow.dataset as pads
 
 from medlake.lake.delta import DeltaStore
-from medlake.lake.tables import BATCH_COMPLETIONS
 from medlake.landing.zone import BatchRef, LandingZone
-from medlake.lake.tables import BATCHES
+from medlake.lake.tables import BATCH_COMPLETIONS, BATCHES
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,13 @@ def _completions(store: DeltaStore) -> dict[Key, set[str]]:
         for team, dataset, batch, fp in zip(*(t.column(i).to_pylist() for i in range(4))):
             found.setdefault((team, dataset, batch), set()).add(fp)
     return found
+
+
+def was_ingested(store: DeltaStore, ref: BatchRef) -> bool:
+    """Whether a delivery of the batch was catalogued; a batch refused as a whole (an unknown team or
+    dataset, files outside images/ and annotations/) has nothing for the steps after ingestion."""
+    return store.count(BATCHES, where={"team": ref.team, "dataset": ref.dataset, "batch": ref.batch,
+                                       "status": "ingested"}) > 0
 
 
 def record_completion(store: DeltaStore, ref: BatchRef, now: dt.datetime | None = None) -> None:

@@ -34,7 +34,7 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from medlake.lake.tables import TableDef
-from medlake.lake.zones import Lake
+from medlake.lake.zones import Lake, writing_to
 
 # Concurrent writers of one table (two batches ingested in parallel, a purge beside a batch) can both
 # try to commit the same log version; delta-rs refuses the loser, which tries again.
@@ -118,9 +118,8 @@ class DeltaStore:
     def __init__(self, lake: Lake):
         self.lake = lake
 
-    @property
-    def _options(self) -> dict[str, str] | None:
-        return self.lake.storage_options or None
+    def _options(self, t: TableDef) -> dict[str, str] | None:
+        return self.lake.options(t.zone) or None
 
     def uri(self, t: TableDef) -> str:
         return self.lake.uri(t.zone, t.name)
@@ -128,7 +127,7 @@ class DeltaStore:
     def snapshot(self, t: TableDef) -> DeltaTable | None:
         """The table's current version, or None before its first write."""
         try:
-            return DeltaTable(self.uri(t), storage_options=self._options)
+            return DeltaTable(self.uri(t), storage_options=self._options(t))
         except TableNotFoundError:
             return None
 
@@ -157,8 +156,10 @@ class DeltaStore:
 
     def append(self, t: TableDef, rows: pa.Table | Sequence[Mapping]) -> int:
         """Add rows; returns the table's new version."""
-        data = conform(t, rows)
+        with writing_to(t.zone):
+            return self._append(t, conform(t, rows))
 
+    def _append(self, t: TableDef, data: pa.Table) -> int:
         def attempt() -> int:
             s = self.snapshot(t)
             if s is None:
@@ -183,7 +184,8 @@ class DeltaStore:
             self._overwrite(s, data, slice)
             return s.version()
 
-        return _with_commit_retries(t, attempt)
+        with writing_to(t.zone):
+            return _with_commit_retries(t, attempt)
 
     def rewrite(self, t: TableDef, slice: Slice, change: Callable[[pa.Table], pa.Table | Sequence[Mapping]]) -> int:
         """Read the slice, let `change` compute its new rows, commit them against the snapshot read.
@@ -192,6 +194,10 @@ class DeltaStore:
         again on the new snapshot: it must be a function of the rows it is given. Nothing is written
         when the rows come out unchanged. Returns the table's version after the call.
         """
+        with writing_to(t.zone):
+            return self._rewrite(t, slice, change)
+
+    def _rewrite(self, t: TableDef, slice: Slice, change) -> int:
         for n in range(_COMMIT_ATTEMPTS):
             s = self.snapshot(t)
             try:
@@ -246,7 +252,7 @@ class DeltaStore:
 
     def _create(self, t: TableDef, data: pa.Table) -> int:
         write_deltalake(self.uri(t), data, mode="append", partition_by=list(t.partition_by) or None,
-                        storage_options=self._options)
+                        storage_options=self._options(t))
         return self.version(t)  # type: ignore[return-value]
 
     def _overwrite(self, s: DeltaTable, data: pa.Table, slice: Slice) -> None:

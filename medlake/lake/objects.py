@@ -61,6 +61,7 @@ class ObjectStore:
 
     def __init__(self, root: str, storage_options: dict[str, str] | None = None):
         self.root = root.rstrip("/")
+        self.options = dict(storage_options or {})
         self.is_local = "://" not in self.root
         if self.is_local:
             self.fs = None
@@ -202,14 +203,18 @@ class ObjectStore:
         the dataset cards); returns files uploaded."""
         if self.is_local:
             return 0
+        def under(p: str) -> str:
+            return f"{prefix}/{p}" if prefix else p
+
         local = {p for p, _, _ in ObjectStore(str(self.cache)).listing(prefix)}
         for gone in {p for p, _, _ in self.listing(prefix)} - local:
-            self.fs.delete_file(self.key(f"{prefix}/{gone}"))
-        return self.upload(f"{prefix}/{p}" for p in sorted(local))
+            self.fs.delete_file(self.key(under(gone)))
+        return self.upload(under(p) for p in sorted(local))
 
     def copy(self, src: "ObjectStore", src_rel: str, rel: str) -> None:
-        """Copy a file from another store: server-side when both are on the same S3 service."""
-        if not self.is_local and not src.is_local:
+        """Copy a file from another store: server-side when both are on the same S3 service and
+        reached with the same credentials (a bucket of its own credentials may not read the other)."""
+        if not self.is_local and not src.is_local and _same_service(self.options, src.options):
             self.fs.copy_file(src.key(src_rel), self.key(rel))
             return
         data = src.fetch(src_rel)
@@ -222,7 +227,82 @@ class ObjectStore:
                 shutil.copyfileobj(f, out, 1 << 20)
 
 
-@lru_cache(maxsize=16)
+def _same_service(a: dict[str, str], b: dict[str, str]) -> bool:
+    keys = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    merged_a, merged_b = {**os.environ, **a}, {**os.environ, **b}
+    return all(merged_a.get(k) == merged_b.get(k) for k in keys)
+
+
+@lru_cache(maxsize=32)
 def object_store(root: str, options: tuple[tuple[str, str], ...] = ()) -> ObjectStore:
     """One ObjectStore (one S3 client) per root and options in a process."""
     return ObjectStore(root, dict(options))
+
+
+class LakeFiles:
+    """The lake's files addressed as `<zone>/<path>`, each zone on its own root (medlake.lake.zones):
+    the same calls as an ObjectStore, routed by the first part of the path."""
+
+    def __init__(self, zones: dict[str, tuple[str, tuple[tuple[str, str], ...]]]):
+        self._zones = {z: object_store(root, options) for z, (root, options) in zones.items()}
+
+    def resolve(self, rel: str | Path) -> tuple[ObjectStore, str]:
+        """The zone's store and the path within it."""
+        zone, _, rest = str(rel).partition("/")
+        try:
+            return self._zones[zone], rest
+        except KeyError:
+            raise ValueError(f"{rel}: a lake path starts with a zone ({', '.join(self._zones)})") from None
+
+    def zone(self, name: str) -> ObjectStore:
+        return self._zones[name]
+
+    def path(self, rel: str | Path) -> Path:
+        store, rest = self.resolve(rel)
+        return store.path(rest)
+
+    def uri(self, rel: str) -> str:
+        store, rest = self.resolve(rel)
+        return store.uri(rest)
+
+    def fetch(self, rel: str | Path, size: int | None = None) -> Path:
+        store, rest = self.resolve(rel)
+        return store.fetch(rest, size)
+
+    def upload(self, rels: Iterable[str | Path]) -> int:
+        n = 0
+        for rel in rels:
+            store, rest = self.resolve(rel)
+            n += store.upload([rest])
+        return n
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        from medlake.lake.zones import writing_to
+
+        store, rest = self.resolve(rel)
+        with writing_to(str(rel).partition("/")[0]):
+            store.write_bytes(rest, data)
+
+    def read_bytes(self, rel: str) -> bytes:
+        store, rest = self.resolve(rel)
+        return store.read_bytes(rest)
+
+    def delete(self, rel: str | Path, prune_below: str | None = None) -> bool:
+        store, rest = self.resolve(rel)
+        below = None
+        if prune_below is not None:
+            zone_of_stop, stop = self.resolve(prune_below)
+            below = stop if zone_of_stop is store else None
+        return store.delete(rest, prune_below=below)
+
+    def exists(self, rel: str | Path) -> bool:
+        store, rest = self.resolve(rel)
+        return store.exists(rest)
+
+    def listing(self, prefix: str) -> list[tuple[str, int, int]]:
+        store, rest = self.resolve(prefix)
+        return store.listing(rest)
+
+    def sync_up(self, prefix: str) -> int:
+        store, rest = self.resolve(prefix)
+        return store.sync_up(rest)

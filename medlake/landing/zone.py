@@ -166,9 +166,11 @@ class RemoteLandingZone(LandingZone):
 
     def __init__(self, root: str):
         from medlake.lake.objects import ObjectStore
+        from medlake.lake.zones import s3_options
 
         self.uri = root.rstrip("/")
-        self.store = ObjectStore(self.uri)
+        # Credentials of its own when MEDLAKE_LANDING_AWS_* are set (ingestion only needs to read it).
+        self.store = ObjectStore(self.uri, s3_options(self.uri, "MEDLAKE_LANDING_"))
         self.root = self.store.cache  # where staged files live on this machine
 
     def _all(self) -> list[tuple[str, int, int]]:

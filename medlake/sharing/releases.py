@@ -143,7 +143,7 @@ def release_dataset(run: ReleaseRun, team: str, dataset: str, tier: str) -> list
         outcomes += purge_withdrawn_versions(run, folder, base)
         if run.remote:
             lake = run.store.lake.objects()
-            run.remote.push(rel, {f.path: (lake, f.source) for f in sel.files if f.data is None})
+            run.remote.push(rel, {f.path: lake.resolve(f.source) for f in sel.files if f.data is None})
     return outcomes
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from medlake.lake.objects import ObjectStore
+from medlake.lake.zones import s3_options
 from medlake.sharing.publish import LATEST, MANIFEST, RELEASE_JSON, latest_version, point_latest, versions
 
 REMOTE_ONLY = ".remote-only"   # a version known from the bucket whose objects are not on this machine
@@ -21,7 +22,8 @@ REMOTE_ONLY = ".remote-only"   # a version known from the bucket whose objects a
 
 class RemoteReleases:
     def __init__(self, uri: str):
-        self.store = ObjectStore(uri)
+        # Credentials of its own when MEDLAKE_RELEASES_AWS_* are set (recipients' bucket).
+        self.store = ObjectStore(uri, s3_options(uri, "MEDLAKE_RELEASES_"))
         self.local = self.store.cache
 
     def _versions(self, folder: str) -> tuple[set[str], set[str]]:
